@@ -1,0 +1,45 @@
+"""lmmlib: linear mixed models, textbook-transparent and fast.
+
+The main entry points are :func:`lmer` (lme4-style mixed models), :func:`lm`
+(ordinary least squares), :func:`icc`, the textbook :func:`gls` and the course
+data in :mod:`lmmlib.datasets`.
+"""
+
+from . import datasets
+from .errors import (
+    ConvergenceWarning,
+    DataError,
+    DatasetError,
+    DataWarning,
+    FormulaError,
+    LmmlibError,
+    LmmlibWarning,
+    SingularFitWarning,
+)
+from .fit import lmer
+from .gls import blup, gls, marginal_covariance
+from .icc import icc
+from .lm import LinearModel, lm
+from .model import LinearMixedModel
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConvergenceWarning",
+    "DataError",
+    "DataWarning",
+    "DatasetError",
+    "FormulaError",
+    "LinearMixedModel",
+    "LinearModel",
+    "LmmlibError",
+    "LmmlibWarning",
+    "SingularFitWarning",
+    "blup",
+    "datasets",
+    "gls",
+    "icc",
+    "lm",
+    "lmer",
+    "marginal_covariance",
+]

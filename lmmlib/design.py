@@ -1,0 +1,145 @@
+"""Stage 2: data + parsed formula → response, fixed-effects matrix X and Z blocks.
+
+The fixed part goes through :mod:`formulaic` (treatment contrasts; the first
+category of a pandas ``Categorical`` is the reference level, as R's first
+factor level).  Rank-deficient columns are dropped the way R's ``lm`` and
+lme4 drop them: a column that is (numerically) a linear combination of the
+columns before it goes, with a warning that names it.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.linalg
+from formulaic import model_matrix
+
+from .errors import DataError, DataWarning, FormulaError
+from .formula import ParsedFormula, parse_formula
+from .frame import model_frame, response_vector
+from .reterms import Block, ReTerm, build_blocks
+
+__all__ = ["Design", "build_design", "fixed_matrix"]
+
+RANK_TOL = 1e-7
+
+
+@dataclass(frozen=True)
+class Design:
+    """Everything the fitting stages need, built once per model."""
+
+    formula: ParsedFormula
+    frame: pd.DataFrame
+    y: np.ndarray
+    X: np.ndarray
+    xnames: tuple[str, ...]
+    blocks: tuple[Block, ...]
+    reterms: tuple[ReTerm, ...]
+    fixed_spec: Any
+    term_specs: dict[str, Any]
+    dropped: tuple[str, ...] = ()
+
+    @property
+    def nobs(self) -> int:
+        """Number of observations used."""
+        return len(self.y)
+
+    @property
+    def ntheta(self) -> int:
+        """Length of θ."""
+        return self.reterms[-1].theta.stop if self.reterms else 0
+
+    def lower(self) -> np.ndarray:
+        """Lower bounds of θ: 0 on diagonals of Λ, unbounded elsewhere."""
+        low = np.full(self.ntheta, -np.inf)
+        for b in self.blocks:
+            diag = np.diag(b.template)
+            low[diag[diag >= 0]] = 0.0
+        return low
+
+    def theta0(self) -> np.ndarray:
+        """lme4's starting value: Λ = I."""
+        return np.where(np.isfinite(self.lower()), 1.0, 0.0)
+
+
+def _rename(col: str) -> str:
+    return "(Intercept)" if col == "Intercept" else str(col)
+
+
+def _independent_columns(X: np.ndarray) -> np.ndarray:
+    """Mask of columns not (numerically) spanned by the columns before them."""
+    norms = np.linalg.norm(X, axis=0)
+    r = scipy.linalg.qr(X, mode="r", check_finite=False)[0]
+    diag = np.abs(np.diag(r)) if r.size else np.zeros(0)
+    keep = np.zeros(X.shape[1], dtype=bool)
+    keep[: diag.size] = diag > RANK_TOL * np.maximum(norms[: diag.size], 1e-300)
+    return keep & (norms > 0)
+
+
+def fixed_matrix(fixed: str, frame: pd.DataFrame) -> tuple[np.ndarray, tuple[str, ...], Any]:
+    """Fixed-effects model matrix, its lme4-style column names and formulaic spec."""
+    try:
+        mm = model_matrix(fixed, frame, na_action="raise")
+    except Exception as exc:
+        raise FormulaError(f"cannot build the fixed-effects matrix for {fixed!r}: {exc}") from exc
+    X = np.asarray(mm, dtype=float)
+    names = tuple(_rename(c) for c in mm.columns)
+    bad = [n for n, ok in zip(names, np.isfinite(X).all(axis=0), strict=True) if not ok]
+    if bad:
+        raise DataError(f"fixed-effects column(s) {', '.join(bad)} contain inf or NaN values")
+    return X, names, mm.model_spec
+
+
+def _drop_dependent(X: np.ndarray, names: tuple[str, ...]) -> tuple[np.ndarray, tuple, tuple]:
+    if X.shape[1] == 0:
+        return X, names, ()
+    keep = _independent_columns(X)
+    if keep.all():
+        return X, names, ()
+    dropped = tuple(n for n, k in zip(names, keep, strict=True) if not k)
+    warnings.warn(
+        f"fixed-effect model matrix is rank deficient so dropping {len(dropped)} "
+        f"column(s): {', '.join(dropped)}",
+        DataWarning,
+        stacklevel=3,
+    )
+    return X[:, keep], tuple(n for n, k in zip(names, keep, strict=True) if k), dropped
+
+
+def build_design(formula: str | ParsedFormula, data: Any, *, require_random: bool = True) -> Design:
+    """Build the design of a (mixed) linear model.
+
+    Parameters
+    ----------
+    formula : str or ParsedFormula
+        lme4-style formula.
+    data : DataFrame
+        The data; only the columns named in the formula are used.
+    require_random : bool
+        Raise if the formula has no random term (as ``lmer`` does).
+
+    Returns
+    -------
+    Design
+    """
+    parsed = parse_formula(formula) if isinstance(formula, str) else formula
+    if require_random and not parsed.is_mixed:
+        raise FormulaError(
+            f"formula {parsed.text!r} has no random-effects term such as (1 | group); "
+            "use lmmlib.lm for a model without random effects"
+        )
+    frame = model_frame(parsed, data)
+    y = response_vector(frame, parsed.response)
+    X, names, spec = fixed_matrix(parsed.fixed, frame)
+    X, names, dropped = _drop_dependent(X, names)
+    blocks, reterms, specs = build_blocks(parsed.random, frame)
+    for b in blocks:
+        if not np.isfinite(b.Z).all():
+            raise DataError(f"random-effect covariates of {b.factor!r} contain inf or NaN values")
+    if X.shape[1] >= len(y):
+        raise DataError(f"{X.shape[1]} fixed effects for {len(y)} observations: too few data")
+    return Design(parsed, frame, y, X, names, tuple(blocks), tuple(reterms), spec, specs, dropped)

@@ -1,0 +1,145 @@
+"""Stage 6: summaries in lme4's layout, as text and as HTML.  All formatting lives here."""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["MixedSummary", "LinearSummary", "fixed_table", "random_table"]
+
+
+def _num(x: float, digits: int = 4) -> str:
+    if x is None or (isinstance(x, float) and np.isnan(x)):
+        return ""
+    return f"{x:.{digits}g}" if abs(x) >= 1e-3 or x == 0 else f"{x:.{digits - 1}e}"
+
+
+def fixed_table(model: Any) -> pd.DataFrame:
+    """Estimate, Std. Error and t value of the fixed effects."""
+    est, se = model.fixef, model.se
+    return pd.DataFrame({"Estimate": est, "Std. Error": se, "t value": est / se})
+
+
+def random_table(model: Any) -> pd.DataFrame:
+    """lme4's printed random-effects table: Groups, Name, Variance, Std.Dev., Corr."""
+    rows = []
+    for t, cov in model.covariances().items():
+        term = next(r for r in model.design.reterms if r.group == t)
+        sd = np.sqrt(np.diag(cov))
+        for i, name in enumerate(term.colnames):
+            corr = [cov[i, j] / (sd[i] * sd[j]) if sd[i] * sd[j] > 0 else np.nan
+                    for j in range(i)]
+            rows.append({"Groups": t if i == 0 else "", "Name": name, "Variance": cov[i, i],
+                         "Std.Dev.": sd[i], "Corr": " ".join(f"{c:5.2f}" for c in corr)})
+    rows.append({"Groups": "Residual", "Name": "", "Variance": model.sigma**2,
+                 "Std.Dev.": model.sigma, "Corr": ""})
+    return pd.DataFrame(rows)
+
+
+def _quantiles(x: np.ndarray) -> pd.Series:
+    q = np.quantile(x, [0, 0.25, 0.5, 0.75, 1.0])
+    return pd.Series(q, index=["Min", "1Q", "Median", "3Q", "Max"])
+
+
+def _correlation(model: Any) -> pd.DataFrame:
+    v = model.vcov.to_numpy()
+    d = np.sqrt(np.diag(v))
+    return pd.DataFrame(v / np.outer(d, d), index=model.vcov.index, columns=model.vcov.index)
+
+
+def _header(model: Any) -> list[str]:
+    crit = "REML" if model.reml else "maximum likelihood"
+    lines = [f"Linear mixed model fit by {crit}", f"Formula: {model.formula}"]
+    if model.reml:
+        lines.append(f"\nREML criterion at convergence: {model.objective:.4f}")
+    else:
+        info = pd.DataFrame([[model.aic, model.bic, model.loglik, model.objective,
+                              model.df_resid]],
+                            columns=["AIC", "BIC", "logLik", "deviance", "df.resid"])
+        lines.append("\n" + info.to_string(index=False, float_format=lambda x: f"{x:.4f}"))
+    return lines
+
+
+class MixedSummary:
+    """Printable summary of a :class:`~lmmlib.model.LinearMixedModel`."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+        self.fixed = fixed_table(model)
+        self.random = random_table(model)
+
+    def _groups_line(self) -> str:
+        groups = ", ".join(f"{k}, {v}" for k, v in self.model.ngroups.items())
+        return f"Number of obs: {self.model.nobs}, groups:  {groups}"
+
+    def __str__(self) -> str:
+        m = self.model
+        scaled = _quantiles(m.residuals.to_numpy() / m.sigma)
+        rnd = self.random.copy()
+        rnd["Variance"] = rnd["Variance"].map(_num)
+        rnd["Std.Dev."] = rnd["Std.Dev."].map(_num)
+        lines = _header(m) + [
+            "\nScaled residuals:",
+            scaled.to_frame().T.to_string(index=False, float_format=lambda x: f"{x:.4f}"),
+            "\nRandom effects:",
+            rnd.to_string(index=False),
+            self._groups_line(),
+            "\nFixed effects:",
+            self.fixed.to_string(float_format=lambda x: _num(x, 5)),
+        ]
+        if len(self.fixed) > 1:
+            corr = _correlation(m).iloc[1:, :-1]
+            corr.columns = [c[:6] for c in corr.columns]
+            tri = corr.where(np.tril(np.ones(corr.shape, dtype=bool))).map(
+                lambda x: "" if np.isnan(x) else f"{x:.3f}")
+            lines += ["\nCorrelation of Fixed Effects:", tri.to_string()]
+        if m.is_singular:
+            lines.append("\nboundary (singular) fit: see model.varcorr")
+        if not m.opt.converged:
+            lines.append(f"\nconvergence: {m.opt.message}")
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        m = self.model
+        head = "<br>".join(html.escape(s.strip()) for s in _header(m)[:2])
+        crit = (f"REML criterion {m.objective:.4f}" if m.reml else
+                f"AIC {m.aic:.4f} · BIC {m.bic:.4f} · logLik {m.loglik:.4f} · "
+                f"deviance {m.objective:.4f}")
+        flag = "<p><b>boundary (singular) fit</b></p>" if m.is_singular else ""
+        fmt = {"Variance": _num, "Std.Dev.": _num}
+        return (
+            f"<div class='lmmlib-summary'><p>{head}<br>{html.escape(crit)}</p>"
+            f"<p><b>Random effects</b></p>{self.random.to_html(index=False, formatters=fmt)}"
+            f"<p>{html.escape(self._groups_line())}</p>"
+            f"<p><b>Fixed effects</b></p>"
+            f"{self.fixed.to_html(float_format=lambda x: _num(x, 5))}{flag}</div>"
+        )
+
+
+class LinearSummary:
+    """Printable summary of a :class:`~lmmlib.lm.LinearModel`."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+        self.fixed = fixed_table(model)
+
+    def __str__(self) -> str:
+        m = self.model
+        return "\n".join([
+            "Linear model fit by least squares",
+            f"Formula: {m.formula}",
+            "\nCoefficients:",
+            self.fixed.to_string(float_format=lambda x: _num(x, 5)),
+            f"\nResidual standard error: {_num(m.sigma, 5)} on {m.df_resid} degrees of freedom",
+            f"logLik {m.loglik:.4f}, AIC {m.aic:.4f}, BIC {m.bic:.4f}",
+        ])
+
+    def _repr_html_(self) -> str:
+        m = self.model
+        return (f"<div class='lmmlib-summary'><p>{html.escape(m.formula)}</p>"
+                f"{self.fixed.to_html(float_format=lambda x: _num(x, 5))}"
+                f"<p>σ = {_num(m.sigma, 5)} on {m.df_resid} df; logLik {m.loglik:.4f}, "
+                f"AIC {m.aic:.4f}, BIC {m.bic:.4f}</p></div>")

@@ -1,0 +1,64 @@
+"""``lmer``: the thin orchestrator over the stages formula → design → PLS → optimise → model."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+
+from .design import build_design
+from .errors import SingularFitWarning
+from .model import LinearMixedModel
+from .optimize import minimize_theta
+from .pls import PLS
+
+__all__ = ["lmer"]
+
+
+def lmer(formula: str, data: Any, reml: bool = True, *, start: np.ndarray | None = None,
+         ftol_abs: float = 1e-10, xtol_abs: float = 1e-10) -> LinearMixedModel:
+    """Fit a linear mixed model with lme4's formula syntax.
+
+    Parameters
+    ----------
+    formula : str
+        For example ``"Reaction ~ Days + (Days | Subject)"``.  Random terms:
+        ``(1|g)``, ``(x|g)``, ``(1+x|g)``, ``(0+x|g)``, ``(x||g)``, crossed
+        ``(1|a) + (1|b)``, nested ``(1|a/b)`` and ``(1|a:b)``.
+    data : DataFrame
+        The data.  Pandas ``Categorical`` columns keep their category order, the
+        first category being the reference level of treatment contrasts.
+    reml : bool
+        Restricted maximum likelihood (default, as lme4) or maximum likelihood.
+    start : ndarray, optional
+        Starting θ (default: Λ = I, as lme4).
+    ftol_abs, xtol_abs : float
+        BOBYQA stopping tolerances.
+
+    Returns
+    -------
+    LinearMixedModel
+
+    Warns
+    -----
+    SingularFitWarning
+        When the optimum is on the boundary (a variance estimated as zero).
+    DataWarning
+        When rows with missing values or rank-deficient columns are dropped.
+
+    Examples
+    --------
+    >>> m = lmer("weight ~ weeks + (1 | id)", lmmlib.datasets.load("pig"))  # doctest: +SKIP
+    """
+    design = build_design(formula, data)
+    pls = PLS(design)
+    theta0 = design.theta0() if start is None else np.asarray(start, dtype=float)
+    opt = minimize_theta(lambda th: pls.objective(th, reml), theta0, design.lower(),
+                         ftol_abs=ftol_abs, xtol_abs=xtol_abs)
+    model = LinearMixedModel(design, pls, opt, reml)
+    if model.is_singular:
+        warnings.warn("boundary (singular) fit: a variance component is estimated as zero "
+                      "or a correlation as +-1; see model.varcorr", SingularFitWarning,
+                      stacklevel=2)
+    return model

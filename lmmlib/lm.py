@@ -1,0 +1,156 @@
+"""``lm``: ordinary least squares with the accessors of a mixed model.
+
+It is the baseline of the course (pooled regression, or one intercept per
+group as the "stratified" fit), and shares names with
+:class:`~lmmlib.model.LinearMixedModel` so that likelihood-ratio tests and
+AIC tables can mix both kinds of fit.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.linalg
+
+from .design import Design, build_design
+from .errors import DataError
+from .frame import as_frame
+
+__all__ = ["LinearModel", "lm"]
+
+
+class LinearModel:
+    """A linear model fitted by least squares (R's ``lm``)."""
+
+    reml = False
+
+    def __init__(self, design: Design) -> None:
+        self.design = design
+        q, r = np.linalg.qr(design.X)
+        self._r = r
+        self._beta = scipy.linalg.solve_triangular(r, q.T @ design.y)
+        self._rss = float(np.sum((design.y - design.X @ self._beta) ** 2))
+        if self.nobs <= self.design.X.shape[1]:
+            raise DataError("no residual degrees of freedom")
+
+    @property
+    def formula(self) -> str:
+        """The model formula as given."""
+        return self.design.formula.text
+
+    @property
+    def nobs(self) -> int:
+        """Number of observations used."""
+        return self.design.nobs
+
+    @property
+    def df_resid(self) -> int:
+        """Residual degrees of freedom n − p."""
+        return self.nobs - len(self.design.xnames)
+
+    @property
+    def fixef(self) -> pd.Series:
+        """Least-squares coefficients."""
+        return pd.Series(self._beta, index=list(self.design.xnames), name="Estimate")
+
+    @property
+    def sigma(self) -> float:
+        """Residual standard error √(RSS/(n − p))."""
+        return float(np.sqrt(self._rss / self.df_resid))
+
+    @cached_property
+    def vcov(self) -> pd.DataFrame:
+        """σ² (X'X)⁻¹."""
+        rinv = np.linalg.inv(self._r)
+        names = list(self.design.xnames)
+        return pd.DataFrame(self.sigma**2 * rinv @ rinv.T, index=names, columns=names)
+
+    @property
+    def se(self) -> pd.Series:
+        """Standard errors of the coefficients."""
+        return pd.Series(np.sqrt(np.diag(self.vcov.to_numpy())), index=self.vcov.index,
+                         name="Std. Error")
+
+    @property
+    def npar(self) -> int:
+        """Coefficients plus σ."""
+        return len(self.design.xnames) + 1
+
+    @property
+    def objective(self) -> float:
+        """Deviance −2 log L at the ML estimate of σ."""
+        n = self.nobs
+        return float(n * (1 + np.log(2 * np.pi * self._rss / n)))
+
+    @property
+    def loglik(self) -> float:
+        """Maximised log-likelihood (σ² at RSS/n, as R's ``logLik.lm``)."""
+        return -0.5 * self.objective
+
+    @property
+    def aic(self) -> float:
+        """Akaike's criterion."""
+        return self.objective + 2 * self.npar
+
+    @property
+    def bic(self) -> float:
+        """Schwarz's criterion."""
+        return self.objective + np.log(self.nobs) * self.npar
+
+    @property
+    def fitted(self) -> pd.Series:
+        """Fitted values Xβ̂."""
+        return pd.Series(self.design.X @ self._beta, index=self.design.frame.index, name="fitted")
+
+    @property
+    def residuals(self) -> pd.Series:
+        """Response minus fitted values."""
+        return pd.Series(self.design.y - self.fitted.to_numpy(), index=self.fitted.index,
+                         name="residuals")
+
+    def predict(self, newdata: Any = None) -> pd.Series:
+        """Predictions Xβ̂ for new data (default: the fitted values)."""
+        if newdata is None:
+            return self.fitted.copy()
+        frame = as_frame(newdata)
+        spec = self.design.fixed_spec
+        X = np.asarray(spec.get_model_matrix(frame), dtype=float)
+        keep = [i for i, n in enumerate(spec.column_names)
+                if ("(Intercept)" if n == "Intercept" else n) in self.design.xnames]
+        return pd.Series(X[:, keep] @ self._beta, index=frame.index, name="predicted")
+
+    def summary(self) -> Any:
+        """R-style coefficient table."""
+        from .display import LinearSummary
+
+        return LinearSummary(self)
+
+    def __repr__(self) -> str:
+        return str(self.summary())
+
+    def _repr_html_(self) -> str:
+        return self.summary()._repr_html_()
+
+
+def lm(formula: str, data: Any) -> LinearModel:
+    """Fit a linear model by ordinary least squares.
+
+    Parameters
+    ----------
+    formula : str
+        A formula without random terms, e.g. ``"weight ~ weeks"``; categorical
+        columns get treatment contrasts.
+    data : DataFrame
+        The data.
+
+    Returns
+    -------
+    LinearModel
+    """
+    design = build_design(formula, data, require_random=False)
+    if design.formula.is_mixed:
+        raise DataError(f"formula {formula!r} has random terms; use lmmlib.lmer")
+    return LinearModel(design)

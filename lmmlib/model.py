@@ -1,0 +1,239 @@
+"""Stage 5: the fitted linear mixed model and its accessors (lme4 names)."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .design import Design
+from .errors import DataError
+from .frame import as_frame
+from .optimize import OptSummary
+from .pls import PLS, PLSSolution
+from .ranef import block_condvars, block_effects, ranef_frame
+from .reterms import group_codes
+from .varcomp import term_covariances, varcorr_frame
+
+__all__ = ["LinearMixedModel"]
+
+
+class LinearMixedModel:
+    """A linear mixed model fitted by :func:`lmmlib.lmer`.
+
+    The object is read-only; refits return new objects.  Names follow lme4:
+    ``fixef``, ``vcov``, ``theta``, ``sigma``, ``varcorr``, ``ranef()``,
+    ``coef()``, ``fitted``, ``residuals``, ``predict()``, ``loglik``, ``aic``,
+    ``bic``, ``summary()``.
+    """
+
+    def __init__(self, design: Design, pls: PLS, opt: OptSummary, reml: bool,
+                 data_name: str | None = None) -> None:
+        self.design = design
+        self.pls = pls
+        self.opt = opt
+        self.reml = bool(reml)
+        self.data_name = data_name
+        self._sol: PLSSolution = pls.solve(opt.theta)
+
+    # -- parameters ----------------------------------------------------------
+    @property
+    def formula(self) -> str:
+        """The model formula as given."""
+        return self.design.formula.text
+
+    @property
+    def theta(self) -> np.ndarray:
+        """Relative covariance parameters in lme4's order."""
+        return self._sol.theta.copy()
+
+    @property
+    def nobs(self) -> int:
+        """Number of observations used in the fit."""
+        return self.design.nobs
+
+    @property
+    def ngroups(self) -> pd.Series:
+        """Number of levels of each grouping factor."""
+        return pd.Series({b.factor: b.nlevels for b in self.design.blocks}, name="ngroups")
+
+    @cached_property
+    def sigma(self) -> float:
+        """Residual standard deviation (REML or ML estimate)."""
+        nu = self.nobs - len(self.design.xnames) if self.reml else self.nobs
+        return float(np.sqrt(self._sol.r2 / nu))
+
+    @property
+    def fixef(self) -> pd.Series:
+        """Fixed-effects estimates β̂ in the column order of the model matrix."""
+        return pd.Series(self._sol.beta, index=list(self.design.xnames), name="Estimate")
+
+    @cached_property
+    def vcov(self) -> pd.DataFrame:
+        """Covariance matrix of β̂: σ² (X'V⁻¹X)⁻¹ with V in units of σ²."""
+        LX = self._sol.LX
+        inv = np.linalg.inv(LX)
+        names = list(self.design.xnames)
+        return pd.DataFrame(self.sigma**2 * inv.T @ inv, index=names, columns=names)
+
+    @property
+    def se(self) -> pd.Series:
+        """Standard errors of the fixed effects."""
+        return pd.Series(np.sqrt(np.diag(self.vcov.to_numpy())), index=self.vcov.index,
+                         name="Std. Error")
+
+    # -- likelihood ----------------------------------------------------------
+    @cached_property
+    def objective(self) -> float:
+        """REML criterion (REML fits) or deviance −2 log L (ML fits) at the optimum."""
+        return self.pls.objective(self._sol.theta, self.reml)
+
+    @property
+    def loglik(self) -> float:
+        """Log-likelihood (restricted log-likelihood for REML fits, as lme4)."""
+        return -0.5 * self.objective
+
+    @property
+    def npar(self) -> int:
+        """Number of parameters: fixed effects, θ and σ."""
+        return len(self.design.xnames) + self.theta.size + 1
+
+    @property
+    def aic(self) -> float:
+        """Akaike's criterion (on the REML criterion for REML fits, as lme4)."""
+        return self.objective + 2 * self.npar
+
+    @property
+    def bic(self) -> float:
+        """Schwarz's criterion (on the REML criterion for REML fits, as lme4)."""
+        return self.objective + np.log(self.nobs) * self.npar
+
+    @property
+    def df_resid(self) -> int:
+        """Residual degrees of freedom, n minus the number of parameters."""
+        return self.nobs - self.npar
+
+    @property
+    def is_singular(self) -> bool:
+        """Whether θ is on the boundary (a variance 0 or a correlation ±1)."""
+        return len(self.opt.boundary) > 0
+
+    # -- variance components and random effects ---------------------------
+    @property
+    def varcorr(self) -> pd.DataFrame:
+        """Variance components as ``as.data.frame(VarCorr(m))``."""
+        return varcorr_frame(self._sol.theta, self.sigma, self.design.reterms)
+
+    def covariances(self) -> dict[str, np.ndarray]:
+        """Covariance matrix Σ_t of each term's random effects, keyed by group label."""
+        covs = term_covariances(self._sol.theta, self.sigma, self.design.reterms)
+        return {t.group: c for t, c in zip(self.design.reterms, covs, strict=True)}
+
+    def ranef(self, condvar: bool = True) -> pd.DataFrame:
+        """Conditional modes (BLUPs) as ``as.data.frame(ranef(m, condVar=TRUE))``."""
+        return ranef_frame(self._sol, self.design.blocks, self.sigma, condvar)
+
+    def ranef_arrays(self) -> dict[str, pd.DataFrame]:
+        """BLUPs as one wide DataFrame per grouping factor (levels × effects)."""
+        effects = block_effects(self._sol, self.design.blocks)
+        return {b.factor: pd.DataFrame(e, index=b.levels, columns=list(b.colnames))
+                for b, e in zip(self.design.blocks, effects, strict=True)}
+
+    def condvar_arrays(self) -> dict[str, np.ndarray]:
+        """Conditional covariance matrices of the BLUPs, (levels, q, q) per factor."""
+        cv = block_condvars(self._sol, self.design.blocks, self.sigma)
+        return {b.factor: v for b, v in zip(self.design.blocks, cv, strict=True)}
+
+    def coef(self) -> dict[str, pd.DataFrame]:
+        """Per-level coefficients: fixed effects plus that level's random effects."""
+        out = {}
+        for factor, eff in self.ranef_arrays().items():
+            table = pd.DataFrame(np.tile(self._sol.beta, (len(eff), 1)), index=eff.index,
+                                 columns=list(self.design.xnames))
+            for col in eff.columns:
+                if col in table.columns:
+                    table[col] += eff[col]
+            out[factor] = table
+        return out
+
+    # -- fitted values and prediction --------------------------------------
+    def _zb(self, frame: pd.DataFrame, known: bool) -> np.ndarray:
+        """Z b̂ for the rows of ``frame`` (unknown levels contribute 0)."""
+        total = np.zeros(len(frame))
+        effects = block_effects(self._sol, self.design.blocks)
+        for block, eff in zip(self.design.blocks, effects, strict=True):
+            if known:
+                codes, Z = block.codes, block.Z
+            else:
+                Z = self._new_block_z(block, frame)
+                labels = group_codes(frame, tuple(block.factor.split(":")))[1]
+                codes_new = group_codes(frame, tuple(block.factor.split(":")))[0]
+                codes = block.levels.get_indexer(labels)[codes_new]
+            hit = codes >= 0
+            total[hit] += np.einsum("ij,ij->i", Z[hit], eff[codes[hit]])
+        return total
+
+    def _new_block_z(self, block, frame: pd.DataFrame) -> np.ndarray:
+        parts = []
+        for t in self.design.reterms:
+            if t.factor == block.factor:
+                spec = self.design.term_specs[f"({t.expr} | {t.factor})"]
+                parts.append(np.asarray(spec.get_model_matrix(frame), dtype=float))
+        return np.hstack(parts)
+
+    @cached_property
+    def fitted(self) -> pd.Series:
+        """Fitted values X β̂ + Z b̂."""
+        mu = self.design.X @ self._sol.beta + self._zb(self.design.frame, known=True)
+        return pd.Series(mu, index=self.design.frame.index, name="fitted")
+
+    @property
+    def residuals(self) -> pd.Series:
+        """Response minus fitted values."""
+        return pd.Series(self.design.y - self.fitted.to_numpy(), index=self.fitted.index,
+                         name="residuals")
+
+    def predict(self, newdata: Any = None, re: bool = True) -> pd.Series:
+        """Predictions for new data.
+
+        Parameters
+        ----------
+        newdata : DataFrame, optional
+            Defaults to the data used in the fit.
+        re : bool
+            Include the BLUPs of known levels (``re.form = NULL`` in lme4);
+            levels not seen in the fit get the population prediction.
+
+        Returns
+        -------
+        Series
+        """
+        if newdata is None:
+            return self.fitted.copy() if re else pd.Series(
+                self.design.X @ self._sol.beta, index=self.design.frame.index)
+        frame = as_frame(newdata)
+        try:
+            X = np.asarray(self.design.fixed_spec.get_model_matrix(frame), dtype=float)
+        except Exception as exc:
+            raise DataError(f"cannot build the fixed effects for newdata: {exc}") from exc
+        X = X[:, [i for i, n in enumerate(self.design.fixed_spec.column_names)
+                  if ("(Intercept)" if n == "Intercept" else n) in self.design.xnames]]
+        eta = X @ self._sol.beta
+        if re:
+            eta = eta + self._zb(frame, known=False)
+        return pd.Series(eta, index=frame.index, name="predicted")
+
+    # -- display -----------------------------------------------------------
+    def summary(self) -> Any:
+        """lme4-style summary (prints as text, renders as HTML in notebooks)."""
+        from .display import MixedSummary
+
+        return MixedSummary(self)
+
+    def __repr__(self) -> str:
+        return str(self.summary())
+
+    def _repr_html_(self) -> str:
+        return self.summary()._repr_html_()

@@ -1,0 +1,156 @@
+"""Stage 4: minimise the profiled criterion over θ with bounds.
+
+BOBYQA (Powell's bound-constrained quadratic-model method, through nlopt) is
+what lme4 uses by default.  After convergence the gradient and Hessian are
+approximated by finite differences, as lme4's convergence checks do, and the
+result is recorded in an :class:`OptSummary`.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import nlopt
+import numpy as np
+
+from .errors import ConvergenceWarning
+
+__all__ = ["OptSummary", "minimize_theta", "finite_gradient"]
+
+BOUNDARY_TOL = 1e-4  # lme4's isSingular tolerance
+GRAD_TOL = 2e-3  # lme4's check.conv.grad tolerance (on the scaled gradient)
+
+
+@dataclass(frozen=True)
+class OptSummary:
+    """What the optimiser did (cf. lme4's ``optinfo`` and MixedModels.jl's ``OptSummary``).
+
+    Attributes
+    ----------
+    algorithm : str
+        Name of the optimiser.
+    theta0, theta : ndarray
+        Starting value and optimum.
+    fval0, fval : float
+        Criterion at the start and at the optimum.
+    feval : int
+        Number of criterion evaluations.
+    gradient : ndarray
+        Central finite-difference gradient at the optimum (free coordinates).
+    converged : bool
+        Whether the optimiser stopped on a tolerance and the gradient is small.
+    boundary : tuple of int
+        Indices of θ at (or within 1e-4 of) a lower bound.
+    message : str
+        The optimiser's stopping reason and any convergence remark.
+    """
+
+    algorithm: str
+    theta0: np.ndarray
+    theta: np.ndarray
+    fval0: float
+    fval: float
+    feval: int
+    gradient: np.ndarray
+    converged: bool
+    boundary: tuple[int, ...]
+    message: str
+    settings: dict = field(default_factory=dict)
+
+
+def finite_gradient(f: Callable[[np.ndarray], float], x: np.ndarray, lower: np.ndarray,
+                    h: float = 1e-4) -> np.ndarray:
+    """Central differences, one-sided forward where a bound is active."""
+    g = np.zeros_like(x)
+    f0 = f(x)
+    for i in range(x.size):
+        e = np.zeros_like(x)
+        step = h * max(1.0, abs(x[i]))
+        e[i] = step
+        if x[i] - step < lower[i]:
+            g[i] = (f(x + e) - f0) / step
+        else:
+            g[i] = (f(x + e) - f(x - e)) / (2 * step)
+    return g
+
+
+_RESULTS = {
+    nlopt.SUCCESS: "success",
+    nlopt.STOPVAL_REACHED: "stopval reached",
+    nlopt.FTOL_REACHED: "ftol reached",
+    nlopt.XTOL_REACHED: "xtol reached",
+    nlopt.MAXEVAL_REACHED: "maximum evaluations reached",
+    nlopt.MAXTIME_REACHED: "maximum time reached",
+}
+
+
+def minimize_theta(
+    f: Callable[[np.ndarray], float],
+    theta0: np.ndarray,
+    lower: np.ndarray,
+    *,
+    ftol_abs: float = 1e-10,
+    xtol_abs: float = 1e-10,
+    maxeval: int = 100_000,
+) -> OptSummary:
+    """Minimise ``f`` over θ ≥ lower with BOBYQA.
+
+    Parameters
+    ----------
+    f : callable
+        The profiled criterion θ ↦ float.
+    theta0 : ndarray
+        Starting value (lme4: 1 on the diagonals of Λ, 0 elsewhere).
+    lower : ndarray
+        Lower bounds (0 or −inf).
+    ftol_abs, xtol_abs, maxeval : float, float, int
+        Stopping rules (tighter than lme4's 1e-8 defaults).
+
+    Returns
+    -------
+    OptSummary
+    """
+    theta0 = np.asarray(theta0, dtype=float)
+    n = theta0.size
+    count = [0]
+    best = [np.inf, theta0.copy()]
+
+    def wrapped(x: np.ndarray, grad: np.ndarray) -> float:
+        count[0] += 1
+        val = f(x)
+        if val < best[0]:
+            best[0], best[1] = val, x.copy()
+        return val if np.isfinite(val) else 1e300
+
+    opt = nlopt.opt(nlopt.LN_BOBYQA, max(n, 1))
+    opt.set_min_objective(wrapped)
+    opt.set_lower_bounds(np.where(np.isfinite(lower), lower, -np.inf))
+    opt.set_ftol_abs(ftol_abs)
+    opt.set_xtol_abs(xtol_abs)
+    opt.set_maxeval(maxeval)
+    opt.set_initial_step(np.where(theta0 != 0, 0.75 * np.abs(theta0), 0.75))
+    fval0 = f(theta0)
+    try:
+        opt.optimize(theta0.copy())
+        code = opt.last_optimize_result()
+        message = _RESULTS.get(code, f"nlopt code {code}")
+    except (nlopt.RoundoffLimited, RuntimeError) as exc:
+        message = f"stopped early: {type(exc).__name__}"
+        code = None
+    theta, fval = best[1], float(best[0])
+    feval = count[0]
+    boundary = tuple(int(i) for i in np.flatnonzero(np.isfinite(lower) & (theta - lower < BOUNDARY_TOL)))
+    free = np.ones(n, dtype=bool)
+    free[list(boundary)] = False
+    grad = finite_gradient(f, theta, lower)
+    converged = code in (nlopt.SUCCESS, nlopt.FTOL_REACHED, nlopt.XTOL_REACHED)
+    if np.any(np.abs(grad[free]) > GRAD_TOL):
+        converged = False
+        message += f"; max |gradient| {np.max(np.abs(grad[free])):.2g} at the optimum"
+    if not converged:
+        warnings.warn(f"model may not have converged: {message}", ConvergenceWarning, stacklevel=3)
+    settings = {"ftol_abs": ftol_abs, "xtol_abs": xtol_abs, "maxeval": maxeval}
+    return OptSummary("NLOPT_LN_BOBYQA", theta0, theta, fval0, fval, feval, grad, converged,
+                      boundary, message, settings)

@@ -1,0 +1,178 @@
+"""Stage 2b: random-effects terms → grouping factors, Z blocks and the θ layout.
+
+Terms are ordered as lme4 orders them (by decreasing number of levels, ties in
+formula order) and θ is laid out in that order, each term contributing the
+lower triangle of its relative covariance factor column by column.
+
+Terms that share a grouping factor, e.g. the two halves of ``(x || g)``, are
+merged into one *block* whose relative covariance factor Λ_b is block-diagonal
+with structural zeros.  A block stores, for every observation, its level code
+and its ``q_b`` raw covariates; the sparse Z is never needed explicitly in the
+fitting path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from formulaic import model_matrix
+
+from .errors import DataError
+from .formula import RandomTerm
+
+__all__ = ["Block", "ReTerm", "build_blocks", "group_codes", "term_matrix"]
+
+
+@dataclass(frozen=True)
+class ReTerm:
+    """One random-effects term after expansion (as lme4's ``cnms`` entry)."""
+
+    group: str  # label shown in tables ("g", or "g.1" for a repeated factor)
+    factor: str  # grouping factor ("a:b" for an interaction)
+    expr: str
+    colnames: tuple[str, ...]
+    theta: slice  # position of this term's parameters in θ
+    block: int  # index of the block holding the term
+    offset: int  # first column of the term inside its block
+
+    @property
+    def q(self) -> int:
+        """Number of random effects per level."""
+        return len(self.colnames)
+
+
+@dataclass(frozen=True)
+class Block:
+    """All random effects that share one grouping factor."""
+
+    factor: str
+    levels: pd.Index
+    codes: np.ndarray  # (n,) level code of each observation
+    Z: np.ndarray  # (n, q) raw covariates of the block
+    template: np.ndarray  # (q, q) index into θ, -1 for a structural zero
+    colnames: tuple[str, ...] = field(default=())
+
+    @property
+    def nlevels(self) -> int:
+        """Number of levels of the grouping factor."""
+        return len(self.levels)
+
+    @property
+    def q(self) -> int:
+        """Random effects per level."""
+        return self.Z.shape[1]
+
+    def lam(self, theta: np.ndarray) -> np.ndarray:
+        """The q×q lower-triangular relative covariance factor Λ_b(θ)."""
+        filled = np.where(self.template >= 0, theta[np.maximum(self.template, 0)], 0.0)
+        return filled
+
+
+def _levels_of(col: pd.Series) -> list:
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        present = set(col.unique())
+        return [c for c in col.cat.categories if c in present]
+    return sorted(col.unique(), key=lambda v: (isinstance(v, str), v))
+
+
+def group_codes(frame: pd.DataFrame, factors: tuple[str, ...]) -> tuple[np.ndarray, pd.Index]:
+    """Integer codes and level labels of a (possibly interacted) grouping factor."""
+    codes = np.zeros(len(frame), dtype=np.int64)
+    labels: list[list[str]] = [[]]
+    for name in factors:
+        levels = _levels_of(frame[name])
+        lookup = pd.Index(levels)
+        c = lookup.get_indexer(frame[name])
+        codes = codes * len(levels) + c
+        labels = [a + [str(b)] for a in labels for b in levels]
+    used, codes = np.unique(codes, return_inverse=True)
+    return codes.astype(np.int64), pd.Index([":".join(labels[u]) for u in used], name=":".join(factors))
+
+
+def term_matrix(expr: str, frame: pd.DataFrame) -> tuple[np.ndarray, tuple[str, ...], object]:
+    """Raw covariates of a random term and their lme4-style names."""
+    mm = model_matrix(expr, frame, na_action="raise")
+    names = tuple("(Intercept)" if c == "Intercept" else str(c) for c in mm.columns)
+    if not names:
+        raise DataError(f"random term ({expr} | ...) has no columns")
+    return np.asarray(mm, dtype=float), names, mm.model_spec
+
+
+def _check_levels(term: RandomTerm, nlev: int, q: int, n: int) -> None:
+    name = term.group
+    if nlev < 2:
+        raise DataError(
+            f"grouping factor {name!r} has a single level: its variance cannot be estimated"
+        )
+    if nlev >= n or nlev * q >= n:
+        raise DataError(
+            f"term {term}: {nlev} levels x {q} effects for {n} observations leaves no "
+            f"residual information; the random-effect and residual variances are not "
+            f"separately identifiable (as in the Neyman-Scott problem with one "
+            f"observation per individual)"
+        )
+
+
+def _tri_template(q: int, start: int) -> np.ndarray:
+    """θ indices of a full lower triangle filled column by column."""
+    t = -np.ones((q, q), dtype=np.int64)
+    k = start
+    for j in range(q):
+        for i in range(j, q):
+            t[i, j] = k
+            k += 1
+    return t
+
+
+def build_blocks(
+    terms: tuple[RandomTerm, ...], frame: pd.DataFrame
+) -> tuple[list[Block], list[ReTerm], dict[str, object]]:
+    """Build blocks, expanded terms (lme4 order) and the formulaic specs of the terms.
+
+    Returns
+    -------
+    blocks : list of Block
+        One per grouping factor, the one with most levels first.
+    reterms : list of ReTerm
+        Terms in lme4's order (the order of θ).
+    specs : dict
+        Formulaic model specs of each term expression, to rebuild Z on new data.
+    """
+    n = len(frame)
+    built = []
+    for term in terms:
+        codes, levels = group_codes(frame, term.factors)
+        zt, names, spec = term_matrix(term.expr, frame)
+        _check_levels(term, len(levels), zt.shape[1], n)
+        built.append((term, codes, levels, zt, names, spec))
+    built.sort(key=lambda b: -len(b[2]))  # stable: ties keep formula order
+    factors = list(dict.fromkeys(b[0].group for b in built))
+    factors.sort(key=lambda f: -len(next(b[2] for b in built if b[0].group == f)))
+    seen: dict[str, int] = {}
+    reterms, cols, k = [], {f: [] for f in factors}, 0
+    for term, _codes, _levels, zt, names, _spec in built:
+        f = term.group
+        label = f if f not in seen else f"{f}.{seen[f]}"
+        seen[f] = seen.get(f, 0) + 1
+        q = zt.shape[1]
+        offset = sum(c.shape[1] for c, _ in cols[f])
+        cols[f].append((zt, _tri_template(q, k)))
+        reterms.append(ReTerm(label, f, term.expr, names, slice(k, k + q * (q + 1) // 2),
+                              factors.index(f), offset))
+        k += q * (q + 1) // 2
+    blocks = []
+    for f in factors:
+        first = next(b for b in built if b[0].group == f)
+        q = sum(c.shape[1] for c, _ in cols[f])
+        template = -np.ones((q, q), dtype=np.int64)
+        o = 0
+        for zt, tri in cols[f]:
+            template[o : o + zt.shape[1], o : o + zt.shape[1]] = tri
+            o += zt.shape[1]
+        colnames = tuple(nm for t in reterms if t.factor == f for nm in t.colnames)
+        blocks.append(Block(f, first[2], first[1], np.hstack([c for c, _ in cols[f]]),
+                            template, colnames))
+    specs = {str(b[0]): b[5] for b in built}
+    return blocks, reterms, specs
