@@ -5,7 +5,6 @@ The main entry points are :func:`lmer` (lme4-style mixed models), :func:`lm`
 data in :mod:`lmmlib.datasets`.
 """
 
-from . import datasets
 from .errors import (
     ConvergenceWarning,
     DataError,
@@ -23,6 +22,15 @@ from .lm import LinearModel, lm
 from .model import LinearMixedModel
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    # datasets is imported lazily so that `python -m lmmlib.datasets` runs cleanly
+    if name == "datasets":
+        import importlib
+
+        return importlib.import_module(".datasets", __name__)
+    raise AttributeError(f"module 'lmmlib' has no attribute {name!r}")
 
 __all__ = [
     "ConvergenceWarning",

@@ -56,18 +56,48 @@ def _block_crossprod(block: Block) -> np.ndarray:
     return out
 
 
+def batched_cholesky(A: np.ndarray) -> np.ndarray:
+    """Lower Cholesky factors of a stack (k, q, q) of small SPD matrices.
+
+    Written as q² vector operations over the k levels, which for the small q of
+    random-effects terms is much faster than a batched LAPACK call.
+    """
+    k, q, _ = A.shape
+    if q == 1:
+        return np.sqrt(A)
+    L = np.zeros_like(A)
+    for j in range(q):
+        s = A[:, j, j] - np.einsum("ij,ij->i", L[:, j, :j], L[:, j, :j])
+        if np.any(s <= 0):
+            raise np.linalg.LinAlgError("matrix not positive definite")
+        L[:, j, j] = np.sqrt(s)
+        for i in range(j + 1, q):
+            L[:, i, j] = (A[:, i, j] - np.einsum("ij,ij->i", L[:, i, :j], L[:, j, :j])) / L[:, j, j]
+    return L
+
+
 def _solve_lower(L: np.ndarray, B: np.ndarray) -> np.ndarray:
-    """Batched L⁻¹B for lower-triangular (k, q, q) factors."""
-    if L.shape[-1] == 1:
+    """Batched L⁻¹B for lower-triangular (k, q, q) factors, B of shape (k, q, r)."""
+    q = L.shape[-1]
+    if q == 1:
         return B / L
-    return np.linalg.solve(L, B)
+    X = np.empty_like(B)
+    for i in range(q):
+        acc = B[:, i, :] - np.einsum("km,kmr->kr", L[:, i, :i], X[:, :i, :])
+        X[:, i, :] = acc / L[:, i, i, None]
+    return X
 
 
 def _solve_upper(L: np.ndarray, B: np.ndarray) -> np.ndarray:
-    """Batched L⁻ᵀB for lower-triangular (k, q, q) factors."""
-    if L.shape[-1] == 1:
+    """Batched L⁻ᵀB for lower-triangular (k, q, q) factors, B of shape (k, q, r)."""
+    q = L.shape[-1]
+    if q == 1:
         return B / L
-    return np.linalg.solve(np.swapaxes(L, -1, -2), B)
+    X = np.empty_like(B)
+    for i in reversed(range(q)):
+        acc = B[:, i, :] - np.einsum("km,kmr->kr", L[:, i + 1 :, i], X[:, i + 1 :, :])
+        X[:, i, :] = acc / L[:, i, i, None]
+    return X
 
 
 @dataclass(frozen=True)
@@ -89,35 +119,40 @@ class PLSSolution:
 class PLS:
     """Cross-products of a design and the PLS solve as a function of θ.
 
+    The response is carried as an extra column of X, so that one Cholesky
+    factor of the (p+1)×(p+1) Schur complement yields L_X, the solution for β
+    and the penalised residual sum of squares r² (its last pivot squared).
+
     Parameters
     ----------
     design : Design
         Output of :func:`lmmlib.design.build_design`.
+    y : ndarray, optional
+        A response to use instead of the design's (same X and Z).
     """
 
-    def __init__(self, design: Design) -> None:
+    def __init__(self, design: Design, y: np.ndarray | None = None) -> None:
         self.design = design
-        X, y = design.X, design.y
+        X = design.X
+        y = design.y if y is None else np.asarray(y, dtype=float)
         self.n, self.p = X.shape
         # an OLS offset keeps r² free of cancellation when y has a large mean
         self.beta_offset = np.linalg.lstsq(X, y, rcond=None)[0] if self.p else np.zeros(0)
-        y = y - X @ self.beta_offset
+        Xy = np.column_stack([X, y - X @ self.beta_offset])
         self.blocks = design.blocks
         b0 = self.blocks[0]
         self.k0, self.q0 = b0.nlevels, b0.q
         Z0 = z_matrix(b0)
         self.ZtZ0 = _block_crossprod(b0)
-        self.ZtX0 = np.asarray(Z0.T @ X).reshape(self.k0, self.q0, self.p)
-        self.Zty0 = np.asarray(Z0.T @ y).reshape(self.k0, self.q0, 1)
-        self.XtX, self.Xty, self.yty = X.T @ X, X.T @ y, float(y @ y)
+        self.ZtXy0 = np.asarray(Z0.T @ Xy).reshape(self.k0, self.q0, self.p + 1)
+        self.XytXy = Xy.T @ Xy
         self.rest = self.blocks[1:]
         self.QR = sum(b.nlevels * b.q for b in self.rest)
         if self.rest:
             ZR = sp.hstack([z_matrix(b) for b in self.rest]).tocsc()
             self.ZRtZR = (ZR.T @ ZR).toarray()
             self.Z0tZR = (Z0.T @ ZR).toarray().reshape(self.k0, self.q0, self.QR)
-            self.ZRtX = np.asarray(ZR.T @ X)
-            self.ZRty = np.asarray(ZR.T @ y)
+            self.ZRtXy = np.asarray(ZR.T @ Xy)
 
     # -- Λ for the blocks after the first, applied without forming it ------------
     def _rmul_rest(self, M: np.ndarray, theta: np.ndarray) -> np.ndarray:
@@ -131,45 +166,36 @@ class PLS:
             o += w
         return out
 
-    def _rest_factor(self, theta, lam0, L0, c0, d0):
+    def _rest_factor(self, theta, lam0, L0, cd0):
         """Factor the remaining blocks given the first one (Schur complement)."""
-        T = _solve_lower(L0, np.swapaxes(lam0, -1, -2) @ self._rmul_rest(self.Z0tZR, theta))
+        T = _solve_lower(L0, lam0.T @ self._rmul_rest(self.Z0tZR, theta))
         T = T.reshape(self.k0 * self.q0, self.QR)
         A = self._rmul_rest(self._rmul_rest(self.ZRtZR, theta).T, theta)
         A -= T.T @ T
         A[np.diag_indices_from(A)] += 1.0
         LR = scipy.linalg.cholesky(A, lower=True, check_finite=False)
-        rhs_x = self._rmul_rest(self.ZRtX.T, theta).T - T.T @ c0
-        rhs_y = self._rmul_rest(self.ZRty[None, :], theta)[0] - T.T @ d0
-        solve = scipy.linalg.solve_triangular
-        cR = solve(LR, rhs_x, lower=True, check_finite=False)
-        dR = solve(LR, rhs_y, lower=True, check_finite=False)
-        return T, LR, cR, dR
+        rhs = self._rmul_rest(self.ZRtXy.T, theta).T - T.T @ cd0
+        cdR = scipy.linalg.solve_triangular(LR, rhs, lower=True, check_finite=False)
+        return T, LR, cdR
 
     def _factor(self, theta: np.ndarray):
         lam0 = self.blocks[0].lam(theta)
-        lt = lam0.T
-        A0 = lt @ self.ZtZ0 @ lam0
+        A0 = lam0.T @ self.ZtZ0 @ lam0
         A0 += np.eye(self.q0)
-        L0 = np.sqrt(A0) if self.q0 == 1 else np.linalg.cholesky(A0)
-        c0 = _solve_lower(L0, lt @ self.ZtX0).reshape(-1, self.p)
-        d0 = _solve_lower(L0, lt @ self.Zty0).ravel()
+        L0 = batched_cholesky(A0)
+        cd = _solve_lower(L0, lam0.T @ self.ZtXy0).reshape(-1, self.p + 1)
         logdet = 2.0 * np.log(np.diagonal(L0, axis1=1, axis2=2)).sum()
         T = LR = None
-        cs, ds = [c0], [d0]
+        S = self.XytXy - cd.T @ cd
         if self.rest:
-            T, LR, cR, dR = self._rest_factor(theta, lam0, L0, c0, d0)
-            cs.append(cR)
-            ds.append(dR)
+            T, LR, cdR = self._rest_factor(theta, lam0, L0, cd)
+            S -= cdR.T @ cdR
+            cd = np.vstack([cd, cdR])
             logdet += 2.0 * np.log(np.diag(LR)).sum()
-        c, d = np.vstack(cs), np.concatenate(ds)
-        S = self.XtX - c.T @ c
-        LX = np.linalg.cholesky(S) if self.p else np.zeros((0, 0))
-        fb = scipy.linalg.solve_triangular(LX, self.Xty - c.T @ d, lower=True,
-                                           check_finite=False)
-        r2 = self.yty - d @ d - fb @ fb
-        logdet_x = 2.0 * np.log(np.diag(LX)).sum()
-        return lam0, L0, T, LR, c, d, LX, fb, r2, logdet, logdet_x
+        LXy = np.linalg.cholesky(S)
+        r2 = LXy[-1, -1] ** 2
+        logdet_x = 2.0 * np.log(np.diagonal(LXy)[:-1]).sum()
+        return L0, T, LR, cd, LXy, r2, logdet, logdet_x
 
     def objective(self, theta: np.ndarray, reml: bool = True) -> float:
         """Profiled REML criterion (``reml=True``) or deviance −2 log L at θ.
@@ -193,7 +219,7 @@ class PLS:
         return self._criterion(r2, logdet, logdet_x, reml)
 
     def _criterion(self, r2: float, logdet: float, logdet_x: float, reml: bool) -> float:
-        if r2 <= 0:
+        if not r2 > 0:
             return np.inf
         nu = self.n - self.p if reml else self.n
         dev = logdet + nu * (1.0 + LOG2PI + np.log(r2 / nu))
@@ -202,9 +228,11 @@ class PLS:
     def solve(self, theta: np.ndarray) -> PLSSolution:
         """Full solution at θ: β̂, spherical random effects u and the factors."""
         theta = np.asarray(theta, dtype=float)
-        lam0, L0, T, LR, c, d, LX, fb, r2, logdet, logdet_x = self._factor(theta)
-        beta = scipy.linalg.solve_triangular(LX.T, fb, lower=False, check_finite=False)
-        w = d - c @ beta
+        L0, T, LR, cd, LXy, r2, logdet, logdet_x = self._factor(theta)
+        p = self.p
+        LX = LXy[:p, :p]
+        beta = scipy.linalg.solve_triangular(LX.T, LXy[p, :p], lower=False, check_finite=False)
+        w = cd[:, p] - cd[:, :p] @ beta
         n0 = self.k0 * self.q0
         parts = []
         if LR is not None:

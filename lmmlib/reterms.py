@@ -88,7 +88,8 @@ def group_codes(frame: pd.DataFrame, factors: tuple[str, ...]) -> tuple[np.ndarr
         codes = codes * len(levels) + c
         labels = [a + [str(b)] for a in labels for b in levels]
     used, codes = np.unique(codes, return_inverse=True)
-    return codes.astype(np.int64), pd.Index([":".join(labels[u]) for u in used], name=":".join(factors))
+    index = pd.Index([":".join(labels[u]) for u in used], name=":".join(factors))
+    return codes.astype(np.int64), index
 
 
 def term_matrix(expr: str, frame: pd.DataFrame) -> tuple[np.ndarray, tuple[str, ...], object]:
