@@ -12,6 +12,7 @@ from .errors import SingularFitWarning
 from .model import LinearMixedModel
 from .optimize import minimize_theta
 from .pls import PLS
+from .threads import blas_threads
 
 __all__ = ["lmer"]
 
@@ -52,11 +53,12 @@ def lmer(formula: str, data: Any, reml: bool = True, *, start: np.ndarray | None
     >>> m = lmer("weight ~ weeks + (1 | id)", lmmlib.datasets.load("pig"))  # doctest: +SKIP
     """
     design = build_design(formula, data)
-    pls = PLS(design)
     theta0 = design.theta0() if start is None else np.asarray(start, dtype=float)
-    opt = minimize_theta(lambda th: pls.objective(th, reml), theta0, design.lower(),
-                         ftol_abs=ftol_abs, xtol_abs=xtol_abs)
-    model = LinearMixedModel(design, pls, opt, reml)
+    with blas_threads(1):
+        pls = PLS(design)
+        opt = minimize_theta(lambda th: pls.objective(th, reml), theta0, design.lower(),
+                             ftol_abs=ftol_abs, xtol_abs=xtol_abs)
+        model = LinearMixedModel(design, pls, opt, reml)
     if model.is_singular:
         warnings.warn("boundary (singular) fit: a variance component is estimated as zero "
                       "or a correlation as +-1; see model.varcorr", SingularFitWarning,
