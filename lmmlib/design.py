@@ -126,7 +126,12 @@ def build_design(formula: str | ParsedFormula, data: Any, *, require_random: boo
     -------
     Design
     """
-    parsed = parse_formula(formula) if isinstance(formula, str) else formula
+    if isinstance(formula, str):
+        parsed = parse_formula(formula)
+    elif isinstance(formula, ParsedFormula):
+        parsed = formula
+    else:
+        raise FormulaError(f"formula must be a string, got {type(formula).__name__}")
     if require_random and not parsed.is_mixed:
         raise FormulaError(
             f"formula {parsed.text!r} has no random-effects term such as (1 | group); "

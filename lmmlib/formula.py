@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from .errors import FormulaError
 
@@ -102,7 +103,7 @@ def _split_top_level(text: str, sep: str) -> list[str]:
     return parts
 
 
-def _signed_terms(rhs: str) -> list[tuple[str, str]]:
+def signed_terms(rhs: str) -> list[tuple[str, str]]:
     """Split a right-hand side into (sign, term) pairs at top-level + and -."""
     terms, depth, start, sign = [], 0, 0, "+"
     for i, ch in enumerate(rhs):
@@ -148,7 +149,7 @@ def _uncorrelated(expr: str, term: str) -> list[str]:
     """Split the expression of a ``||`` term into one expression per effect."""
     intercept = True
     pieces = []
-    for sign, t in _signed_terms(expr):
+    for sign, t in signed_terms(expr):
         if t == "0" or (t == "1" and sign == "-"):
             intercept = False
             continue
@@ -169,6 +170,7 @@ def _random_terms(expr: str, group: str, double: bool, term: str) -> list[Random
     ]
 
 
+@lru_cache(maxsize=256)
 def parse_formula(formula: str) -> ParsedFormula:
     """Parse an lme4-style model formula.
 
@@ -188,8 +190,6 @@ def parse_formula(formula: str) -> ParsedFormula:
     FormulaError
         If the formula has no ``~``, no response, or malformed bar terms.
     """
-    if not isinstance(formula, str):
-        raise FormulaError(f"formula must be a string, got {type(formula).__name__}")
     text = " ".join(_r_powers_to_python(formula).split())
     sides = _split_top_level(text, "~")
     if len(sides) != 2 or not sides[0].strip():
@@ -199,7 +199,7 @@ def parse_formula(formula: str) -> ParsedFormula:
         raise FormulaError(f"formula {formula!r} has an empty right-hand side")
     fixed: list[str] = []
     random: list[RandomTerm] = []
-    for sign, term in _signed_terms(rhs):
+    for sign, term in signed_terms(rhs):
         bar = _bar_term(term)
         if bar is None:
             fixed.append(term if sign == "+" else f"- {term}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import warnings
 from collections.abc import Iterable, Mapping
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -30,10 +31,11 @@ def as_frame(data: Any) -> pd.DataFrame:
     raise DataError(f"data must be a pandas DataFrame, got {type(data).__name__}")
 
 
-def _variables(expr: str) -> set[str]:
+@lru_cache(maxsize=512)
+def _variables(expr: str) -> frozenset[str]:
     """Column names used by a formulaic expression."""
     try:
-        return {str(v) for v in Formula(expr).required_variables}
+        return frozenset(str(v) for v in Formula(expr).required_variables)
     except Exception as exc:  # formulaic raises many types on bad syntax
         raise FormulaError(f"cannot parse formula part {expr!r}: {exc}") from exc
 

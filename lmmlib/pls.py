@@ -100,6 +100,41 @@ def _solve_upper(L: np.ndarray, B: np.ndarray) -> np.ndarray:
     return X
 
 
+def _factor_first(lam: np.ndarray, ztz: np.ndarray, ztxy: np.ndarray, full: bool = True):
+    """Factor the block-diagonal first block: L_i L_iᵀ = ΛᵀZ_iᵀZ_iΛ + I for every level.
+
+    Returns the (k, q, q) factors (``None`` unless ``full``), the rows
+    L_i⁻¹ΛᵀZ_iᵀ[X y] as q arrays of shape (k, p+1) (row j of every level), and
+    log|L|².  Scalar and 2×2 blocks (random intercepts, one slope) are written
+    out element by element, which is several times faster than batched LAPACK.
+    """
+    k, q, _ = ztz.shape
+    if q == 1:
+        l11 = np.sqrt(lam[0, 0] ** 2 * ztz[:, 0, 0] + 1.0)
+        cd1 = (lam[0, 0] * ztxy[:, 0, :]) / l11[:, None]
+        return (l11.reshape(k, 1, 1) if full else None), [cd1], 2.0 * np.log(l11).sum()
+    if q == 2:
+        a, b, c = lam[0, 0], lam[1, 0], lam[1, 1]
+        m11, m12, m22 = ztz[:, 0, 0], ztz[:, 0, 1], ztz[:, 1, 1]
+        l11 = np.sqrt(a * a * m11 + 2 * a * b * m12 + b * b * m22 + 1.0)
+        l21 = c * (a * m12 + b * m22) / l11
+        l22 = np.sqrt(c * c * m22 + 1.0 - l21 * l21)
+        v1, v2 = ztxy[:, 0, :], ztxy[:, 1, :]
+        cd1 = (a * v1 + b * v2) / l11[:, None]
+        cd2 = (c * v2 - l21[:, None] * cd1) / l22[:, None]
+        L = None
+        if full:
+            L = np.zeros((k, 2, 2))
+            L[:, 0, 0], L[:, 1, 0], L[:, 1, 1] = l11, l21, l22
+        return L, [cd1, cd2], 2.0 * (np.log(l11).sum() + np.log(l22).sum())
+    A = lam.T @ ztz @ lam
+    A += np.eye(q)
+    L = batched_cholesky(A)
+    cd = _solve_lower(L, lam.T @ ztxy)
+    logdet = 2.0 * np.log(np.diagonal(L, axis1=1, axis2=2)).sum()
+    return L, [cd[:, j, :] for j in range(q)], logdet
+
+
 @dataclass(frozen=True)
 class PLSSolution:
     """Everything the penalised least-squares solve at one θ produced."""
@@ -178,15 +213,18 @@ class PLS:
         cdR = scipy.linalg.solve_triangular(LR, rhs, lower=True, check_finite=False)
         return T, LR, cdR
 
-    def _factor(self, theta: np.ndarray):
+    def _factor(self, theta: np.ndarray, full: bool = True):
         lam0 = self.blocks[0].lam(theta)
-        A0 = lam0.T @ self.ZtZ0 @ lam0
-        A0 += np.eye(self.q0)
-        L0 = batched_cholesky(A0)
-        cd = _solve_lower(L0, lam0.T @ self.ZtXy0).reshape(-1, self.p + 1)
-        logdet = 2.0 * np.log(np.diagonal(L0, axis1=1, axis2=2)).sum()
+        L0, parts, logdet = _factor_first(lam0, self.ZtZ0, self.ZtXy0, full or bool(self.rest))
+        if not np.isfinite(logdet):
+            raise np.linalg.LinAlgError("first block not positive definite")
         T = LR = None
-        S = self.XytXy - cd.T @ cd
+        S = self.XytXy.copy()
+        for part in parts:
+            S -= part.T @ part
+        cd = None
+        if full or self.rest:
+            cd = parts[0] if len(parts) == 1 else np.stack(parts, axis=1).reshape(-1, self.p + 1)
         if self.rest:
             T, LR, cdR = self._rest_factor(theta, lam0, L0, cd)
             S -= cdR.T @ cdR
@@ -213,7 +251,7 @@ class PLS:
             ``inf`` where the factorisation fails.
         """
         try:
-            *_, r2, logdet, logdet_x = self._factor(np.asarray(theta, dtype=float))
+            *_, r2, logdet, logdet_x = self._factor(np.asarray(theta, dtype=float), full=False)
         except np.linalg.LinAlgError:
             return np.inf
         return self._criterion(r2, logdet, logdet_x, reml)

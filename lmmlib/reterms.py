@@ -20,7 +20,7 @@ import pandas as pd
 from formulaic import model_matrix
 
 from .errors import DataError
-from .formula import RandomTerm
+from .formula import RandomTerm, signed_terms
 
 __all__ = ["Block", "ReTerm", "build_blocks", "group_codes", "term_matrix"]
 
@@ -92,8 +92,55 @@ def group_codes(frame: pd.DataFrame, factors: tuple[str, ...]) -> tuple[np.ndarr
     return codes.astype(np.int64), index
 
 
+@dataclass(frozen=True)
+class SimpleTermSpec:
+    """Columns of a random term made only of an intercept and numeric columns.
+
+    Such terms (``1``, ``x``, ``1 + x``, ``0 + x``) are by far the most common;
+    building them directly skips formulaic's general machinery.
+    """
+
+    intercept: bool
+    columns: tuple[str, ...]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """lme4-style column names."""
+        return ("(Intercept)",) * self.intercept + self.columns
+
+    def get_model_matrix(self, frame: pd.DataFrame) -> np.ndarray:
+        """The term's covariates for the rows of ``frame``."""
+        cols = [np.ones(len(frame))] * self.intercept
+        cols += [frame[c].to_numpy(dtype=float) for c in self.columns]
+        return np.column_stack(cols)
+
+    @classmethod
+    def parse(cls, expr: str, frame: pd.DataFrame) -> SimpleTermSpec | None:
+        """The spec of ``expr`` if it is that simple, else ``None``."""
+        intercept, columns = True, []
+        for sign, tok in signed_terms(expr):
+            if tok == "0" or (tok == "1" and sign == "-"):
+                intercept = False
+            elif tok == "1":
+                continue
+            elif sign == "+" and tok in frame.columns and _is_numeric(frame[tok]):
+                columns.append(tok)
+            else:
+                return None
+        if not intercept and not columns:
+            return None
+        return cls(intercept, tuple(columns))
+
+
+def _is_numeric(col: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col)
+
+
 def term_matrix(expr: str, frame: pd.DataFrame) -> tuple[np.ndarray, tuple[str, ...], object]:
-    """Raw covariates of a random term and their lme4-style names."""
+    """Raw covariates of a random term, their lme4-style names and a spec for new data."""
+    simple = SimpleTermSpec.parse(expr, frame)
+    if simple is not None:
+        return simple.get_model_matrix(frame), simple.names, simple
     mm = model_matrix(expr, frame, na_action="raise")
     names = tuple("(Intercept)" if c == "Intercept" else str(c) for c in mm.columns)
     if not names:
