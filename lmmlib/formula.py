@@ -5,7 +5,7 @@ finds the parenthesised bar terms ``(expr | group)`` and expands lme4's
 shorthands:
 
 * ``(x || g)``   becomes ``(1 | g) + (0 + x | g)`` (uncorrelated effects);
-* ``(1 | a/b)``  becomes ``(1 | a) + (1 | a:b)`` (nested factors);
+* ``(1 | a/b)``  becomes ``(1 | a) + (1 | b:a)`` (nested factors, named as lme4 does);
 * ``(1 | a:b)``  is one term whose grouping factor is the interaction of a and b.
 
 R's ``I(x^2)`` is accepted and rewritten to Python's ``I(x**2)``.
@@ -140,8 +140,9 @@ def _group_factors(group: str, term: str) -> list[tuple[str, ...]]:
     if not group:
         raise FormulaError(f"random term {term!r} has no grouping factor")
     if "/" in group:
+        # lme4 names the inner factors innermost first: a/b -> a, b:a
         levels = group.split("/")
-        return [tuple(levels[: i + 1]) for i in range(len(levels))]
+        return [tuple(reversed(levels[: i + 1])) for i in range(len(levels))]
     return [tuple(group.split(":"))]
 
 

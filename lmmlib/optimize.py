@@ -136,7 +136,6 @@ def minimize_theta(
     opt.set_ftol_abs(ftol_abs)
     opt.set_xtol_abs(xtol_abs)
     opt.set_maxeval(maxeval)
-    opt.set_initial_step(np.where(theta0 != 0, 0.75 * np.abs(theta0), 0.75))
     fval0 = f(theta0)
     try:
         opt.optimize(theta0.copy())
