@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import warnings
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import pandas as pd
@@ -33,13 +33,13 @@ def fixture_names(kind: str | None = None) -> list[str]:
     return [n for n in names if kind is None or lme4_fixture(n)["kind"] == kind]
 
 
-@lru_cache(maxsize=None)
+@cache
 def lme4_fixture(name: str) -> dict:
     """One fixture as a dict (see tests/reference/README.md for the fields)."""
     return json.loads((FIXTURES / f"{name}.json").read_text())
 
 
-@lru_cache(maxsize=None)
+@cache
 def course_data(name: str) -> pd.DataFrame:
     """A cleaned course dataset; Nepal gets ``ageC = age - 36`` as in the course."""
     df = load(name)
@@ -57,7 +57,7 @@ def fixture_data(fx: dict) -> pd.DataFrame:
     return df
 
 
-@lru_cache(maxsize=None)
+@cache
 def fitted(name: str):
     """lmmlib's fit of the model a fixture describes (cached for the session)."""
     fx = lme4_fixture(name)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import fitted, fixture_names, lme4_fixture
 
 LMER = fixture_names("lmer")
