@@ -39,6 +39,29 @@ def random_table(model: Any) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _text_table(rows: list[list[str]], left: int) -> str:
+    """Columns padded to width; the first ``left`` columns left-aligned, the rest right."""
+    widths = [max(len(r[j]) for r in rows) for j in range(len(rows[0]))]
+    out = []
+    for r in rows:
+        cells = [c.ljust(w) if j < left else c.rjust(w)
+                 for j, (c, w) in enumerate(zip(r, widths, strict=True))]
+        out.append(" " + " ".join(cells).rstrip())
+    return "\n".join(out)
+
+
+def _random_text(table: pd.DataFrame) -> str:
+    rows = [["Groups", "Name", "Variance", "Std.Dev.", "Corr"]]
+    for _, r in table.iterrows():
+        rows.append([r["Groups"], r["Name"], _num(r["Variance"]), _num(r["Std.Dev."]),
+                     r["Corr"]])
+    return _text_table(rows, left=2)
+
+
+def _abbrev(name: str) -> str:
+    return "(Intr)" if name == "(Intercept)" else name[:6]
+
+
 def _quantiles(x: np.ndarray) -> pd.Series:
     q = np.quantile(x, [0, 0.25, 0.5, 0.75, 1.0])
     return pd.Series(q, index=["Min", "1Q", "Median", "3Q", "Max"])
@@ -78,21 +101,18 @@ class MixedSummary:
     def __str__(self) -> str:
         m = self.model
         scaled = _quantiles(m.residuals.to_numpy() / m.sigma)
-        rnd = self.random.copy()
-        rnd["Variance"] = rnd["Variance"].map(_num)
-        rnd["Std.Dev."] = rnd["Std.Dev."].map(_num)
         lines = _header(m) + [
             "\nScaled residuals:",
             scaled.to_frame().T.to_string(index=False, float_format=lambda x: f"{x:.4f}"),
             "\nRandom effects:",
-            rnd.to_string(index=False),
+            _random_text(self.random),
             self._groups_line(),
             "\nFixed effects:",
             self.fixed.to_string(float_format=lambda x: _num(x, 5)),
         ]
         if len(self.fixed) > 1:
             corr = _correlation(m).iloc[1:, :-1]
-            corr.columns = [c[:6] for c in corr.columns]
+            corr.columns = [_abbrev(c) for c in corr.columns]
             tri = corr.where(np.tril(np.ones(corr.shape, dtype=bool))).map(
                 lambda x: "" if np.isnan(x) else f"{x:.3f}")
             lines += ["\nCorrelation of Fixed Effects:", tri.to_string()]

@@ -1,0 +1,87 @@
+"""Accessors of a fitted LinearMixedModel beyond the lme4 fixture comparisons."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import fitted, fixture_data, lme4_fixture
+
+import lmmlib
+
+
+def test_predict_newdata_known_and_unknown_levels(nepal):
+    m = lmmlib.lmer("arm ~ ageC + (ageC | id)", nepal)
+    np.testing.assert_allclose(m.predict(nepal), m.fitted, rtol=1e-12)
+    new = pd.DataFrame({"ageC": [0.0, 12.0], "id": [nepal["id"].iloc[0], -999]})
+    pred = m.predict(new)
+    blup = m.ranef_arrays()["id"].loc[str(nepal["id"].iloc[0])]
+    beta = m.fixef
+    assert pred.iloc[0] == pytest.approx(beta.iloc[0] + blup.iloc[0])  # known child, ageC 0
+    assert pred.iloc[1] == pytest.approx(beta.iloc[0] + 12 * beta.iloc[1])  # unknown: population
+    np.testing.assert_allclose(m.predict(new, re=False), beta.iloc[0] + new.ageC * beta.iloc[1])
+
+
+def test_predict_with_categorical_fixed_effects():
+    m = fitted("disks_full")
+    data = fixture_data(lme4_fixture("disks_full"))
+    np.testing.assert_allclose(m.predict(data.iloc[:50]), m.fitted.iloc[:50], rtol=1e-10)
+
+
+def test_coef_adds_blups_to_fixed_effects():
+    m = fitted("sleepstudy_reml")
+    coefs = m.coef()["Subject"]
+    re = m.ranef_arrays()["Subject"]
+    np.testing.assert_allclose(coefs["Days"], m.fixef["Days"] + re["Days"])
+    np.testing.assert_allclose(coefs["(Intercept)"], m.fixef["(Intercept)"] + re["(Intercept)"])
+
+
+def test_singular_fit_is_flagged_with_a_warning():
+    fx = lme4_fixture("dyestuff2")
+    with pytest.warns(lmmlib.SingularFitWarning, match="boundary"):
+        m = lmmlib.lmer(fx["formula"], fixture_data(fx))
+    assert m.is_singular and m.opt.boundary == (0,)
+    assert "boundary (singular) fit" in str(m.summary())
+
+
+def test_regular_fit_is_not_flagged(pig):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        m = lmmlib.lmer("weight ~ weeks + (1 | id)", pig)
+    assert not m.is_singular and m.opt.converged
+
+
+def test_opt_summary_records_the_search():
+    m = fitted("sleepstudy_reml")
+    opt = m.opt
+    assert opt.algorithm == "NLOPT_LN_BOBYQA"
+    np.testing.assert_array_equal(opt.theta0, [1.0, 0.0, 1.0])  # lme4's start: Lambda = I
+    assert opt.fval < opt.fval0 and opt.feval > 10
+    assert np.max(np.abs(opt.gradient)) < 1e-2
+    assert opt.fval == pytest.approx(m.objective)
+
+
+def test_reml_and_ml_differ_as_lme4(pig):
+    reml = lmmlib.lmer("weight ~ weeks + (1 | id)", pig)
+    ml = lmmlib.lmer("weight ~ weeks + (1 | id)", pig, reml=False)
+    assert reml.reml and not ml.reml
+    assert reml.aic == pytest.approx(reml.objective + 2 * 4)
+    assert ml.bic == pytest.approx(ml.objective + np.log(432) * 4)
+
+
+def test_condvar_arrays_agree_with_ranef_table():
+    m = fitted("penicillin")
+    table = m.ranef().set_index(["grpvar", "grp"])["condsd"]
+    for factor, cv in m.condvar_arrays().items():
+        levels = m.ranef_arrays()[factor].index
+        np.testing.assert_allclose(np.sqrt(cv[:, 0, 0]), table.loc[factor].loc[levels])
+
+
+def test_results_are_independent_of_row_order(nepal):
+    m = lmmlib.lmer("arm ~ ageC + (ageC | id)", nepal)
+    shuffled = nepal.sample(frac=1.0, random_state=np.random.default_rng(3).integers(1e6))
+    m2 = lmmlib.lmer("arm ~ ageC + (ageC | id)", shuffled)
+    assert m2.objective == pytest.approx(m.objective, rel=1e-10)
+    np.testing.assert_allclose(m2.fixef, m.fixef, rtol=1e-6)

@@ -1,0 +1,36 @@
+"""The bounded optimiser wrapper on functions with known minima (closed form)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lmmlib.errors import ConvergenceWarning
+from lmmlib.optimize import finite_gradient, minimize_theta
+
+
+def test_interior_minimum():
+    f = lambda x: (x[0] - 2.0) ** 2 + 3 * (x[1] + 1.0) ** 2 + 5.0  # noqa: E731
+    opt = minimize_theta(f, np.array([1.0, 0.0]), np.array([0.0, -np.inf]))
+    np.testing.assert_allclose(opt.theta, [2.0, -1.0], atol=1e-5)
+    assert opt.fval == pytest.approx(5.0) and opt.converged and opt.boundary == ()
+
+
+def test_boundary_minimum_is_reported():
+    f = lambda x: (x[0] + 1.0) ** 2  # noqa: E731  minimum outside the bound x >= 0
+    opt = minimize_theta(f, np.array([1.0]), np.array([0.0]))
+    assert opt.theta[0] == pytest.approx(0.0, abs=1e-8)
+    assert opt.boundary == (0,)
+
+
+def test_non_convergence_warns():
+    f = lambda x: float(np.sum((x - 3.0) ** 2))  # noqa: E731
+    with pytest.warns(ConvergenceWarning):
+        opt = minimize_theta(f, np.array([1.0, 1.0]), np.array([0.0, 0.0]), maxeval=5)
+    assert not opt.converged
+
+
+def test_finite_gradient_of_a_quadratic():
+    g, h = finite_gradient(lambda x: float(x @ x), np.array([1.0, -2.0]), np.full(2, -np.inf))
+    np.testing.assert_allclose(g, [2.0, -4.0], rtol=1e-6)
+    np.testing.assert_allclose(h, [2.0, 2.0], rtol=1e-4)
