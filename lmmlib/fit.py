@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import warnings
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
 from .design import build_design
-from .errors import SingularFitWarning
+from .errors import ConvergenceWarning, DataError, SingularFitWarning
 from .model import LinearMixedModel
 from .optimize import minimize_theta
 from .pls import PLS
 from .threads import blas_threads
 
-__all__ = ["lmer"]
+__all__ = ["lmer", "refit"]
 
 
 def lmer(formula: str, data: Any, reml: bool = True, *, start: np.ndarray | None = None,
@@ -64,3 +65,32 @@ def lmer(formula: str, data: Any, reml: bool = True, *, start: np.ndarray | None
                       "or a correlation as +-1; see model.varcorr", SingularFitWarning,
                       stacklevel=2)
     return model
+
+
+def refit(model: LinearMixedModel, y: np.ndarray) -> LinearMixedModel:
+    """Fit ``model``'s design to a new response, starting from its θ̂.
+
+    The model matrices, grouping structure and the θ-independent cross-products
+    are reused; only those involving y are recomputed.
+
+    Parameters
+    ----------
+    model : LinearMixedModel
+        A fitted model.
+    y : ndarray
+        New response, same length and order as the model's observations.
+
+    Returns
+    -------
+    LinearMixedModel
+    """
+    y = np.asarray(y, dtype=float)
+    if y.shape != (model.nobs,) or not np.all(np.isfinite(y)):
+        raise DataError(f"new response must be {model.nobs} finite values, got shape {y.shape}")
+    design = model.design
+    with blas_threads(1), warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        pls = model.pls.with_response(y)
+        start = np.maximum(model.theta, np.where(np.isfinite(design.lower()), 1e-2, -np.inf))
+        opt = minimize_theta(lambda th: pls.objective(th, model.reml), start, design.lower())
+        return LinearMixedModel(replace(design, y=y), pls, opt, model.reml)

@@ -15,6 +15,7 @@ from .optimize import OptSummary
 from .pls import PLS, PLSSolution
 from .ranef import block_condvars, block_effects, ranef_frame
 from .reterms import group_codes
+from .simulate import as_generator, simulate_responses
 from .varcomp import term_covariances, varcorr_frame
 
 __all__ = ["LinearMixedModel"]
@@ -224,6 +225,35 @@ class LinearMixedModel:
         if re:
             eta = eta + self._zb(frame, known=False)
         return pd.Series(eta, index=frame.index, name="predicted")
+
+    # -- simulation and refitting -------------------------------------------
+    def simulate(self, n: int = 1, rng: np.random.Generator | int | None = None,
+                 use_u: bool = False) -> np.ndarray:
+        """Simulate ``n`` responses from the fitted model.
+
+        Parameters
+        ----------
+        n : int
+            Number of simulated response vectors.
+        rng : Generator or int
+            Random generator or seed (explicit, for reproducibility).
+        use_u : bool
+            ``False``: new random effects for every simulation (lme4's default);
+            ``True``: keep the BLUPs and draw new residuals only.
+
+        Returns
+        -------
+        ndarray of shape (n, nobs)
+        """
+        cond = self.fitted.to_numpy() if use_u else None
+        return simulate_responses(self.design.X, self.design.blocks, self._sol, self.sigma,
+                                  int(n), as_generator(rng), cond)
+
+    def refit(self, y: np.ndarray) -> LinearMixedModel:
+        """Fit the same model to a new response (design reused, warm-started at θ̂)."""
+        from .fit import refit
+
+        return refit(self, y)
 
     # -- display -----------------------------------------------------------
     def summary(self) -> Any:

@@ -23,6 +23,7 @@ factored level by level in a batched fashion.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
@@ -169,25 +170,41 @@ class PLS:
     def __init__(self, design: Design, y: np.ndarray | None = None) -> None:
         self.design = design
         X = design.X
-        y = design.y if y is None else np.asarray(y, dtype=float)
         self.n, self.p = X.shape
-        # an OLS offset keeps r² free of cancellation when y has a large mean
-        self.beta_offset = np.linalg.lstsq(X, y, rcond=None)[0] if self.p else np.zeros(0)
-        Xy = np.column_stack([X, y - X @ self.beta_offset])
         self.blocks = design.blocks
         b0 = self.blocks[0]
         self.k0, self.q0 = b0.nlevels, b0.q
-        Z0 = z_matrix(b0)
+        self._Z0 = z_matrix(b0)
         self.ZtZ0 = _block_crossprod(b0)
-        self.ZtXy0 = np.asarray(Z0.T @ Xy).reshape(self.k0, self.q0, self.p + 1)
-        self.XytXy = Xy.T @ Xy
         self.rest = self.blocks[1:]
         self.QR = sum(b.nlevels * b.q for b in self.rest)
+        self._ZR = None
         if self.rest:
-            ZR = sp.hstack([z_matrix(b) for b in self.rest]).tocsc()
-            self.ZRtZR = (ZR.T @ ZR).toarray()
-            self.Z0tZR = (Z0.T @ ZR).toarray().reshape(self.k0, self.q0, self.QR)
-            self.ZRtXy = np.asarray(ZR.T @ Xy)
+            self._ZR = sp.hstack([z_matrix(b) for b in self.rest]).tocsc()
+            self.ZRtZR = (self._ZR.T @ self._ZR).toarray()
+            self.Z0tZR = (self._Z0.T @ self._ZR).toarray().reshape(self.k0, self.q0, self.QR)
+        self._xpinv = np.linalg.pinv(X) if self.p else np.zeros((0, self.n))
+        self._set_response(design.y if y is None else y)
+
+    def _set_response(self, y: np.ndarray) -> None:
+        """Compute the cross-products that involve the response."""
+        y = np.asarray(y, dtype=float)
+        if y.shape != (self.n,):
+            raise ValueError(f"response must have shape ({self.n},), got {y.shape}")
+        X = self.design.X
+        # an OLS offset keeps r² free of cancellation when y has a large mean
+        self.beta_offset = self._xpinv @ y
+        Xy = np.column_stack([X, y - X @ self.beta_offset])
+        self.ZtXy0 = np.asarray(self._Z0.T @ Xy).reshape(self.k0, self.q0, self.p + 1)
+        self.XytXy = Xy.T @ Xy
+        if self._ZR is not None:
+            self.ZRtXy = np.asarray(self._ZR.T @ Xy)
+
+    def with_response(self, y: np.ndarray) -> PLS:
+        """The same problem for a new response: X, Z and Z'Z are reused."""
+        new = copy.copy(self)
+        new._set_response(y)
+        return new
 
     # -- Λ for the blocks after the first, applied without forming it ------------
     def _rmul_rest(self, M: np.ndarray, theta: np.ndarray) -> np.ndarray:

@@ -85,3 +85,29 @@ def test_results_are_independent_of_row_order(nepal):
     m2 = lmmlib.lmer("arm ~ ageC + (ageC | id)", shuffled)
     assert m2.objective == pytest.approx(m.objective, rel=1e-10)
     np.testing.assert_allclose(m2.fixef, m.fixef, rtol=1e-6)
+
+
+def test_simulate_is_reproducible_and_has_the_model_moments(pulp):
+    m = lmmlib.lmer("bright ~ 1 + (1 | operator)", pulp)
+    a, b = m.simulate(2000, rng=7), m.simulate(2000, rng=np.random.default_rng(7))
+    np.testing.assert_array_equal(a, b)
+    assert a.shape == (2000, 20)
+    tau2, sigma2 = m.varcorr["vcov"]
+    # closed form: Var(y_ij) = tau^2 + sigma^2, Cov within an operator = tau^2
+    cov = np.cov(a[:, :2].T)
+    assert cov[0, 0] == pytest.approx(tau2 + sigma2, rel=0.1)
+    same = np.flatnonzero(pulp["operator"] == pulp["operator"].iloc[0])[:2]
+    assert np.cov(a[:, same].T)[0, 1] == pytest.approx(tau2, abs=0.03)
+    cond = m.simulate(4000, rng=1, use_u=True)
+    np.testing.assert_allclose(cond.mean(axis=0), m.fitted, atol=0.03)
+
+
+def test_refit_equals_a_fresh_fit(nepal):
+    m = lmmlib.lmer("arm ~ ageC + (ageC | id)", nepal)
+    y = m.simulate(1, rng=11)[0]
+    fresh = lmmlib.lmer("arm ~ ageC + (ageC | id)", nepal.assign(arm=y))
+    again = m.refit(y)
+    assert again.objective == pytest.approx(fresh.objective, rel=1e-10)
+    np.testing.assert_allclose(again.fixef, fresh.fixef, rtol=1e-6)
+    with pytest.raises(lmmlib.DataError):
+        m.refit(y[:-1])
