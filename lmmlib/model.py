@@ -255,6 +255,31 @@ class LinearMixedModel:
 
         return refit(self, y)
 
+    # -- inference (implemented in their own modules) ------------------------
+    def profile(self, **kwargs: Any) -> pd.DataFrame:
+        """Profile likelihood of every parameter; see :func:`lmmlib.profile.profile`."""
+        from .profile import profile
+
+        return profile(self, **kwargs)
+
+    def confint(self, method: str = "profile", level: float = 0.95, **kwargs: Any) -> pd.DataFrame:
+        """Confidence intervals (``"profile"``, ``"wald"`` or ``"boot"``), lme4's row order.
+
+        See :func:`lmmlib.confint.confint`.
+        """
+        from .confint import confint
+
+        return confint(self, method=method, level=level, **kwargs)
+
+    def coef_table(self, ddf: str = "satterthwaite") -> pd.DataFrame:
+        """Fixed-effects table with t-tests (lmerTest's columns).
+
+        See :func:`lmmlib.satterthwaite.coef_table`.
+        """
+        from .satterthwaite import coef_table
+
+        return coef_table(self, ddf=ddf)
+
     # -- display -----------------------------------------------------------
     def summary(self) -> Any:
         """lme4-style summary (prints as text, renders as HTML in notebooks)."""

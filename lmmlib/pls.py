@@ -280,6 +280,37 @@ class PLS:
         dev = logdet + nu * (1.0 + LOG2PI + np.log(r2 / nu))
         return float(dev + logdet_x) if reml else float(dev)
 
+    def deviance_at(self, theta: np.ndarray, sigma: float, reml: bool = True) -> float:
+        """REML criterion or deviance at (θ, σ), profiled over β only.
+
+        ``log|L_θ|² [+ log|L_X|²] + ν log(2πσ²) + r²(θ)/σ²`` with ν = n − p for
+        REML and n for ML.  Minimising over σ gives :meth:`objective`; derivatives
+        with respect to (θ, σ) give Satterthwaite's degrees of freedom and
+        Hessian-based standard errors of the variance parameters.
+
+        Parameters
+        ----------
+        theta : ndarray
+            Relative covariance parameters.
+        sigma : float
+            Residual standard deviation (> 0).
+        reml : bool
+            REML criterion or ML deviance.
+
+        Returns
+        -------
+        float
+        """
+        try:
+            *_, r2, logdet, logdet_x = self._factor(np.asarray(theta, dtype=float), full=False)
+        except np.linalg.LinAlgError:
+            return np.inf
+        if not sigma > 0:
+            return np.inf
+        nu = self.n - self.p if reml else self.n
+        dev = logdet + nu * (LOG2PI + 2.0 * np.log(sigma)) + r2 / sigma**2
+        return float(dev + logdet_x) if reml else float(dev)
+
     def solve(self, theta: np.ndarray) -> PLSSolution:
         """Full solution at θ: β̂, spherical random effects u and the factors."""
         theta = np.asarray(theta, dtype=float)
