@@ -1,0 +1,184 @@
+"""Satterthwaite t-tests for fixed effects against R's lmerTest.
+
+Reference values: ``tests/reference/fixtures/lmertest/*.json``, written by
+``tests/reference/lmertest.R`` (lmerTest 3.1.3, lme4 1.1.31, numDeriv 2016.8-1.1;
+``coef(summary(m))`` of fits with tight optimiser tolerances, plus lmerTest's
+``vcov_varpar`` and the Jacobian of vcov(β) at its θ).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import warnings
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import fixture_data
+from scipy import stats
+
+import lmmlib
+from lmmlib.errors import ConvergenceWarning, LmmlibError
+from lmmlib.satterthwaite import (
+    _pseudo_inverse,
+    coef_table,
+    richardson_hessian,
+    richardson_jacobian,
+    satterthwaite_parts,
+)
+
+LT = Path(__file__).parent / "reference" / "fixtures" / "lmertest"
+NAMES = json.loads((LT / "index.json").read_text())["models"]
+
+
+@cache
+def lt_fixture(name: str) -> dict:
+    """One lmerTest fixture (data set, factor levels, coefficient table)."""
+    return json.loads((LT / f"{name}.json").read_text())
+
+
+@cache
+def lt_fit(name: str):
+    """lmmlib's fit of a fixture's model and its coef_table, with any warnings."""
+    fx = lt_fixture(name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", lmmlib.SingularFitWarning)
+        model = lmmlib.lmer(fx["formula"], fixture_data(fx), reml=fx["reml"])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        table = coef_table(model)
+    return model, table, [w.category for w in caught]
+
+
+def r_name(name: str) -> str:
+    """formulaic's coefficient name in R's spelling: ``ID[T.NAM2]`` -> ``IDNAM2``."""
+    return re.sub(r"\[T\.(.*?)\]", r"\1", name).replace(" ** ", "^")
+
+
+def _close(got, want, rtol: float, atol: float | np.ndarray = 0.0) -> None:
+    """|got − want| ≤ atol + rtol·|want| elementwise (atol may be an array)."""
+    got, want = np.asarray(got, dtype=float), np.asarray(want, dtype=float)
+    assert got.shape == want.shape
+    excess = np.abs(got - want) - rtol * np.abs(want) - atol
+    bad = np.argwhere(excess > 0)
+    assert not bad.size, (f"{len(bad)} mismatches, first at {tuple(bad[0])}: "
+                          f"got {got[tuple(bad[0])]!r}, want {want[tuple(bad[0])]!r}")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_estimates_and_standard_errors_match_lmertest(name):
+    fx = lt_fixture(name)
+    _, table, _ = lt_fit(name)
+    want = fx["coef"]
+    assert [r_name(n) for n in table.index] == want["names"]
+    se = np.asarray(want["se"])
+    # estimates near zero are compared in units of their standard error
+    _close(table["Estimate"], want["estimate"], rtol=1e-6, atol=1e-6 * se)
+    _close(table["Std. Error"], se, rtol=1e-6)
+    _close(table["t value"], want["t"], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_df_and_p_values_match_lmertest(name):
+    fx = lt_fixture(name)
+    _, table, caught = lt_fit(name)
+    assert ConvergenceWarning not in caught
+    _close(table["df"], fx["coef"]["df"], rtol=1e-3)
+    # p-values below ~1e-300 underflow to 0 in R and scipy alike (pig weeks)
+    _close(table["Pr(>|t|)"], fx["coef"]["p"], rtol=1e-3, atol=1e-300)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_numerical_scheme_reproduces_lmertest_at_its_theta(name):
+    # At lmerTest's own (θ, σ) only the differentiation scheme differs, if anything
+    fx = lt_fixture(name)
+    model, _, _ = lt_fit(name)
+    parts = satterthwaite_parts(model.pls, np.array(fx["theta"]), fx["sigma"], fx["reml"])
+    p = len(fx["coef"]["names"])
+    _close(parts.df(np.eye(p)), fx["coef"]["df"], rtol=1e-6)
+    A = np.array(fx["vcov_varpar"])
+    # at θ = 0 (dyestuff2) numDeriv's step is an absolute 1e-4 and the extrapolated
+    # second difference carries ~3e-5 relative rounding noise, in R and here alike
+    _close(parts.vcov_varpar, A, rtol=1e-4 if fx["singular"] else 1e-6,
+           atol=1e-8 * np.abs(A).max())
+    jac = np.array([np.diag(j) for j in parts.jacobian])
+    want = np.array(fx["jacobian_diag"])
+    # entries that vanish (e.g. ∂V/∂ of a tiny correlation parameter) are noise
+    _close(jac, want, rtol=1e-4, atol=1e-6 * np.abs(want).max())
+
+
+def test_df_at_lme4_default_optimum():
+    # lme4's default tolerances stop θ 6e-4 short in nepal_slope (lmerTest fixture
+    # coef_default); the df there still follow from the same scheme
+    fx = lt_fixture("nepal_slope")
+    model, _, _ = lt_fit("nepal_slope")
+    parts = satterthwaite_parts(model.pls, np.array(fx["theta_default"]),
+                                fx["sigma_default"], fx["reml"])
+    _close(parts.df(np.eye(2)), fx["coef_default"]["df"], rtol=1e-6)
+
+
+def test_boundary_fit_has_residual_df():
+    # dyestuff2: θ = 0, the criterion is even in θ, so vcov(β) does not move with θ
+    # to first order and df = n - p = 29 (lmerTest: 28.9999999994)
+    model, table, _ = lt_fit("dyestuff2")
+    assert model.theta[0] == 0.0
+    parts = satterthwaite_parts(model.pls, model.theta, model.sigma, model.reml)
+    assert abs(parts.jacobian[0, 0, 0]) < 1e-9 * abs(parts.jacobian[1, 0, 0])
+    assert table["df"].iloc[0] == pytest.approx(29.0, rel=1e-9)
+
+
+def test_residual_ddf_is_n_minus_p():
+    model, _, _ = lt_fit("pig_reml")
+    table = coef_table(model, ddf="residual")
+    # closed form: 432 observations, 2 fixed effects
+    assert list(table["df"]) == [430.0, 430.0]
+    t = table["t value"].to_numpy()
+    _close(table["Pr(>|t|)"], 2 * stats.t.sf(np.abs(t), 430), rtol=1e-12)
+
+
+def test_model_method_and_case_insensitive_ddf():
+    model, table, _ = lt_fit("penicillin")
+    assert model.coef_table().equals(table)
+    assert coef_table(model, ddf="Satterthwaite").equals(table)
+
+
+def test_unknown_ddf_is_an_lmmlib_error():
+    model, _, _ = lt_fit("pig_reml")
+    with pytest.raises(LmmlibError, match="kenward-roger"):
+        coef_table(model, ddf="kenward-roger")
+
+
+def test_richardson_hessian_closed_form():
+    # f = exp(a) sin(b) + a² b³; the second component 0 gets numDeriv's absolute step
+    def f(x):
+        return np.exp(x[0]) * np.sin(x[1]) + x[0] ** 2 * x[1] ** 3
+
+    for a, b in [(0.7, 1.3), (0.4, 0.0)]:
+        want = np.array([
+            [np.exp(a) * np.sin(b) + 2 * b**3, np.exp(a) * np.cos(b) + 6 * a * b**2],
+            [np.exp(a) * np.cos(b) + 6 * a * b**2, -np.exp(a) * np.sin(b) + 6 * a**2 * b],
+        ])
+        _close(richardson_hessian(f, np.array([a, b])), want, rtol=1e-7, atol=1e-9)
+
+
+def test_richardson_jacobian_closed_form():
+    def f(x):
+        return np.array([[x[0] * x[1], np.log(x[0])], [np.exp(x[1]), x[0] ** 3]])
+
+    a, b = 2.0, -0.5
+    J = richardson_jacobian(f, np.array([a, b]))
+    want = np.array([[[b, 1 / a], [0.0, 3 * a**2]], [[a, 0.0], [np.exp(b), 0.0]]])
+    _close(J, want, rtol=1e-9, atol=1e-12)
+
+
+def test_pseudo_inverse_drops_and_reports_non_positive_directions():
+    Q = np.linalg.qr(np.array([[1.0, 2.0, 0.0], [0.5, -1.0, 1.0], [2.0, 0.0, 1.0]]))[0]
+    H = Q @ np.diag([4.0, -1.0, 0.0]) @ Q.T
+    with pytest.warns(ConvergenceWarning) as record:
+        inv = _pseudo_inverse(H)
+    messages = " ".join(str(w.message) for w in record)
+    assert "negative: -1.0e+00" in messages and "close to zero" in messages
+    # only the eigenvalue 4 is inverted (closed form)
+    _close(inv, np.outer(Q[:, 0], Q[:, 0]) / 4.0, rtol=1e-12, atol=1e-14)
