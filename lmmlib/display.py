@@ -23,6 +23,29 @@ def fixed_table(model: Any) -> pd.DataFrame:
     return pd.DataFrame({"Estimate": est, "Std. Error": se, "t value": est / se})
 
 
+def _pval(p: float) -> str:
+    """A p-value as R's ``format.pval``: three digits, ``< 2e-16`` below machine epsilon."""
+    if np.isnan(p):
+        return "NA"
+    return "< 2e-16" if p < np.finfo(float).eps else f"{p:.3g}"
+
+
+def _fixed_formatters() -> dict[str, Any]:
+    """Column formats of lmerTest's fixed-effects table."""
+    fmt = {c: (lambda x: _num(x, 5)) for c in ("Estimate", "Std. Error", "t value")}
+    fmt["df"] = lambda x: f"{x:.2f}"
+    fmt["Pr(>|t|)"] = _pval
+    return fmt
+
+
+def _fixed_text(table: pd.DataFrame) -> str:
+    """lmerTest's fixed-effects table with a note on the df method."""
+    if table.empty:
+        return "(no fixed effects)"
+    return (table.to_string(formatters=_fixed_formatters())
+            + "\nt-tests use Satterthwaite's method for the df")
+
+
 def random_table(model: Any) -> pd.DataFrame:
     """lme4's printed random-effects table: Groups, Name, Variance, Std.Dev., Corr."""
     rows = []
@@ -90,8 +113,10 @@ class MixedSummary:
     """Printable summary of a :class:`~lmmlib.model.LinearMixedModel`."""
 
     def __init__(self, model: Any) -> None:
+        from .satterthwaite import coef_table
+
         self.model = model
-        self.fixed = fixed_table(model)
+        self.fixed = coef_table(model)  # lmerTest's columns, Satterthwaite df
         self.random = random_table(model)
 
     def _groups_line(self) -> str:
@@ -108,7 +133,7 @@ class MixedSummary:
             _random_text(self.random),
             self._groups_line(),
             "\nFixed effects:",
-            self.fixed.to_string(float_format=lambda x: _num(x, 5)),
+            _fixed_text(self.fixed),
         ]
         if len(self.fixed) > 1:
             corr = _correlation(m).iloc[1:, :-1]
@@ -134,8 +159,8 @@ class MixedSummary:
             f"<div class='lmmlib-summary'><p>{head}<br>{html.escape(crit)}</p>"
             f"<p><b>Random effects</b></p>{self.random.to_html(index=False, formatters=fmt)}"
             f"<p>{html.escape(self._groups_line())}</p>"
-            f"<p><b>Fixed effects</b></p>"
-            f"{self.fixed.to_html(float_format=lambda x: _num(x, 5))}{flag}</div>"
+            f"<p><b>Fixed effects</b> (t-tests with Satterthwaite's df)</p>"
+            f"{self.fixed.to_html(formatters=_fixed_formatters())}{flag}</div>"
         )
 
 
