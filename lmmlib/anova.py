@@ -217,7 +217,8 @@ def _boundary_note(table: pd.DataFrame, fits: dict[str, Any]) -> list[str]:
             notes.append(
                 f"{large!r} vs {small!r} tests variance components whose null value is on the "
                 "boundary: the chi-square p-value is conservative (too large); use "
-                "lmmlib.anova.chisq_mixture_pvalue, lmmlib.exact_rlrt or lmmlib.bootstrap_lrt")
+                "lmmlib.anova.chisq_mixture_pvalue, lmmlib.rlrt.exact_rlrt or "
+                "lmmlib.bootstrap.bootstrap_lrt")
     return notes
 
 

@@ -306,7 +306,7 @@ def profile_zeta(profile_df: pd.DataFrame, par: str | Sequence[str] | None = Non
     if ax is None:
         import matplotlib.pyplot as plt
 
-        ncol = min(3, len(names))
+        ncol = 2 if len(names) == 4 else min(3, len(names))
         nrow = -(-len(names) // ncol)
         _, axes = plt.subplots(nrow, ncol, figsize=(2.4 * ncol + 0.6, 2.3 * nrow + 0.3),
                                sharey=True, layout="constrained", squeeze=False)
