@@ -15,7 +15,9 @@ effects) and R's column names (``"2.5 %"``, ``"97.5 %"``):
     lme4's ``method = "Wald"``.
 ``"boot"``
     Parametric bootstrap percentile intervals: ``nsim`` responses simulated
-    from the fit, each refitted (by the fit's own criterion).
+    from the fit, each refitted (by the fit's own criterion, as lme4's
+    ``bootMer``); the percentiles are numpy's default (linear) quantiles, where
+    R's ``boot.ci`` interpolates on the normal scale.
 """
 
 from __future__ import annotations
@@ -172,7 +174,8 @@ def boot_estimates(model, nsim: int = 500, rng: np.random.Generator | int | None
     """Parameter estimates of ``nsim`` parametric-bootstrap refits (one row each).
 
     Columns are lme4's parameter names; refits that fail give a row of NaN.
-    ``progress=None`` shows a tqdm bar only in an interactive terminal or notebook.
+    ``progress=None`` shows a tqdm bar only when writing to a terminal (so not in
+    logs, CI or executed notebooks); pass ``progress=True`` to force it.
     """
     vp = VarPars.of(model.design.reterms)
     ys = model.simulate(int(nsim), as_generator(rng))
@@ -224,7 +227,7 @@ def confint(model, method: str = "profile", level: float = 0.95,
     rng : Generator or int
         Random generator or seed for the bootstrap (explicit, for reproducibility).
     progress : bool, optional
-        Bootstrap progress bar; by default shown only when interactive.
+        Bootstrap progress bar; by default shown only on a terminal.
     prof : DataFrame, optional
         A profile already computed by :func:`lmmlib.profile.profile`, reused
         instead of profiling again (``method="profile"``).
