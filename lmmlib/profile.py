@@ -79,7 +79,6 @@ class _MLProblem:
     """The ML fit that lme4 profiles, and the pieces every profile needs."""
 
     pls: PLS
-    reml_source: bool
     vp: VarPars
     lower_theta: np.ndarray
     v_hat: np.ndarray  # SDs/correlations and σ at the ML estimates
@@ -119,7 +118,7 @@ def _ml_problem(model) -> _MLProblem:
     vp = VarPars.of(design.reterms)
     LXinv = np.linalg.inv(sol.LX)
     se = sigma * np.sqrt(np.sum(LXinv**2, axis=0))
-    return _MLProblem(pls, model.reml, vp, design.lower(), vp.from_theta(theta, sigma),
+    return _MLProblem(pls, vp, design.lower(), vp.from_theta(theta, sigma),
                       sol.beta, se, pls.objective(theta, False), theta,
                       vp.names + tuple(design.xnames), tuple(design.xnames))
 
