@@ -1,0 +1,193 @@
+"""Response distributions of generalised linear mixed models (canonical links only).
+
+A family supplies what the penalised IRLS and the Laplace approximation need,
+written in terms of the linear predictor η so that log(0) never appears:
+
+- the inverse link μ(η) and the variance function V(μ) (for a canonical link
+  the IRLS working weights are ``wt · V(μ)``, and Newton's method on u equals
+  Fisher scoring);
+- the deviance residuals, whose sum is −2 × (log-likelihood − saturated
+  log-likelihood);
+- the saturated log-likelihood Σ wt log p(y | μ = y), the constant that turns
+  the deviance into the full −2 log-likelihood that lme4 reports (with the
+  log y! and log C(n, k) terms, as R's ``family()$aic``).
+
+For the binomial family the response is the proportion of successes and the
+prior weights the numbers of trials, as in R's ``glm(y/n ~ ..., weights = n)``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from abc import ABC, abstractmethod
+
+import numpy as np
+from scipy.special import expit, gammaln, logit, xlogy
+
+from .errors import DataError, DataWarning, LmmlibError
+
+__all__ = ["Family", "Poisson", "Binomial", "FamilyError", "get_family"]
+
+
+class FamilyError(LmmlibError, ValueError):
+    """An unknown or unsupported response family."""
+
+
+class Family(ABC):
+    """A response distribution with its canonical link."""
+
+    name: str = ""
+    link: str = ""
+
+    @abstractmethod
+    def linkfun(self, mu: np.ndarray) -> np.ndarray:
+        """Linear predictor η(μ)."""
+
+    @abstractmethod
+    def linkinv(self, eta: np.ndarray) -> np.ndarray:
+        """Mean μ(η)."""
+
+    @abstractmethod
+    def variance(self, mu: np.ndarray) -> np.ndarray:
+        """Variance function V(μ) (= dμ/dη for the canonical link)."""
+
+    @abstractmethod
+    def dev_resid(self, y: np.ndarray, eta: np.ndarray, wt: np.ndarray) -> np.ndarray:
+        """Squared deviance residuals, wt × 2 (log p(y|y) − log p(y|μ(η)))."""
+
+    @abstractmethod
+    def saturated_loglik(self, y: np.ndarray, wt: np.ndarray) -> float:
+        """Σ log p(y | μ = y), weighted as the log-likelihood."""
+
+    @abstractmethod
+    def mustart(self, y: np.ndarray, wt: np.ndarray) -> np.ndarray:
+        """Starting means, as R's ``family()$initialize``."""
+
+    @abstractmethod
+    def check(self, y: np.ndarray, wt: np.ndarray, response: str) -> None:
+        """Raise :class:`DataError` if the response is impossible for the family."""
+
+    @abstractmethod
+    def sample(self, mu: np.ndarray, wt: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Draw responses with means ``mu`` (proportions for the binomial)."""
+
+    def loglik(self, y: np.ndarray, eta: np.ndarray, wt: np.ndarray) -> float:
+        """Full conditional log-likelihood Σ log p(y | μ(η))."""
+        return self.saturated_loglik(y, wt) - 0.5 * float(self.dev_resid(y, eta, wt).sum())
+
+    def __repr__(self) -> str:
+        return f"{self.name}({self.link})"
+
+
+class Poisson(Family):
+    """Poisson counts with the log link."""
+
+    name, link = "poisson", "log"
+
+    def linkfun(self, mu: np.ndarray) -> np.ndarray:
+        """η = log μ."""
+        return np.log(mu)
+
+    def linkinv(self, eta: np.ndarray) -> np.ndarray:
+        """μ = exp(η)."""
+        return np.exp(eta)
+
+    def variance(self, mu: np.ndarray) -> np.ndarray:
+        """V(μ) = μ."""
+        return mu
+
+    def dev_resid(self, y: np.ndarray, eta: np.ndarray, wt: np.ndarray) -> np.ndarray:
+        """2 wt (y log(y/μ) − (y − μ))."""
+        return 2.0 * wt * (xlogy(y, y) - y * eta - y + np.exp(eta))
+
+    def saturated_loglik(self, y: np.ndarray, wt: np.ndarray) -> float:
+        """Σ wt (y log y − y − log y!)."""
+        return float(np.sum(wt * (xlogy(y, y) - y - gammaln(y + 1.0))))
+
+    def mustart(self, y: np.ndarray, wt: np.ndarray) -> np.ndarray:
+        """y + 0.1."""
+        return y + 0.1
+
+    def check(self, y: np.ndarray, wt: np.ndarray, response: str) -> None:
+        """Counts must be non-negative; non-integers only warn (as R)."""
+        if np.any(y < 0):
+            raise DataError(f"response {response!r} has negative values: "
+                            "not possible for the poisson family")
+        if np.any(np.abs(y - np.round(y)) > 1e-8):
+            warnings.warn(f"response {response!r} has non-integer values for the poisson "
+                          "family", DataWarning, stacklevel=4)
+
+    def sample(self, mu: np.ndarray, wt: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Poisson draws."""
+        return rng.poisson(mu).astype(float)
+
+
+class Binomial(Family):
+    """Proportions of successes out of ``wt`` trials, logit link."""
+
+    name, link = "binomial", "logit"
+
+    def linkfun(self, mu: np.ndarray) -> np.ndarray:
+        """η = log(μ / (1 − μ))."""
+        return logit(mu)
+
+    def linkinv(self, eta: np.ndarray) -> np.ndarray:
+        """μ = 1 / (1 + exp(−η))."""
+        return expit(eta)
+
+    def variance(self, mu: np.ndarray) -> np.ndarray:
+        """V(μ) = μ(1 − μ)."""
+        return mu * (1.0 - mu)
+
+    def dev_resid(self, y: np.ndarray, eta: np.ndarray, wt: np.ndarray) -> np.ndarray:
+        """2 wt (y log(y/μ) + (1 − y) log((1 − y)/(1 − μ)))."""
+        ent = xlogy(y, y) + xlogy(1.0 - y, 1.0 - y)
+        return 2.0 * wt * (ent - y * eta + np.logaddexp(0.0, eta))
+
+    def saturated_loglik(self, y: np.ndarray, wt: np.ndarray) -> float:
+        """Σ log C(n, k) + Σ wt (y log y + (1 − y) log(1 − y)), k = round(n y)."""
+        n = np.round(wt)
+        k = np.round(wt * y)
+        choose = gammaln(n + 1.0) - gammaln(k + 1.0) - gammaln(n - k + 1.0)
+        ent = xlogy(y, y) + xlogy(1.0 - y, 1.0 - y)
+        return float(np.sum(choose + wt * ent))
+
+    def mustart(self, y: np.ndarray, wt: np.ndarray) -> np.ndarray:
+        """(wt y + 0.5) / (wt + 1)."""
+        return (wt * y + 0.5) / (wt + 1.0)
+
+    def check(self, y: np.ndarray, wt: np.ndarray, response: str) -> None:
+        """Proportions in [0, 1]; warn when wt·y is not a whole number of successes."""
+        if np.any((y < 0) | (y > 1)):
+            raise DataError(
+                f"response {response!r} must be 0/1 or a proportion in [0, 1] for the "
+                "binomial family (give the numbers of trials as weights=)")
+        if np.any(np.abs(wt * y - np.round(wt * y)) > 1e-6):
+            warnings.warn(f"non-integer numbers of successes: {response!r} x weights is not "
+                          "a whole number", DataWarning, stacklevel=4)
+
+    def sample(self, mu: np.ndarray, wt: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Binomial draws out of ``wt`` trials, returned as proportions."""
+        n = np.round(wt).astype(np.int64)
+        return rng.binomial(n, mu) / np.maximum(n, 1)
+
+
+_FAMILIES = {"poisson": Poisson, "binomial": Binomial}
+
+
+def get_family(family: str | Family) -> Family:
+    """The family named ``family`` (``"poisson"`` or ``"binomial"``), or ``family`` itself.
+
+    Raises
+    ------
+    FamilyError
+        For any other name, e.g. ``"gaussian"`` (use :func:`lmmlib.lmer`).
+    """
+    if isinstance(family, Family):
+        return family
+    key = str(family).strip().lower() if isinstance(family, str) else None
+    if key in _FAMILIES:
+        return _FAMILIES[key]()
+    hint = " (for a Gaussian response use lmmlib.lmer)" if key in ("gaussian", "normal") else ""
+    raise FamilyError(f"unknown family {family!r}: glmer supports "
+                      f"{' and '.join(repr(k) for k in _FAMILIES)}{hint}")

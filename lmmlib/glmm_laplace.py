@@ -1,0 +1,361 @@
+"""The GLMM deviance by the Laplace approximation and adaptive Gauss–Hermite quadrature.
+
+With spherical random effects u ~ N(0, I) and b = Λ(θ)u the linear predictor
+is η = Xβ + ZΛu.  For given (θ, β) the *inner* problem finds the conditional
+mode û, the minimiser of the penalised deviance
+
+    −2 log p(y | u) + ‖u‖²,
+
+by penalised IRLS: Newton's method (= Fisher scoring for canonical links)
+with step halving, each step solving with the Cholesky factor L of
+
+    Λ'Z'WZΛ + I,        W = diag(wt · V(μ)).
+
+The Laplace approximation to −2 log L(θ, β) is then
+
+    −2 log p(y | û) + ‖û‖² + log|L|²,
+
+lme4's ``nAGQ = 1`` deviance with the full log-likelihood (log y!, log C(n, k))
+included.  L is factored block-wise as in :mod:`lmmlib.pls`: the grouping
+factor with most levels gives a block-diagonal part factored level by level in
+a vectorised way, the remaining factors a dense Schur complement, so only
+q × q systems (q random effects) are ever formed, never n × n ones.
+
+Stage 1 (lme4's ``nAGQ = 0``) also updates β inside the Newton iterations; its
+joint factor gives L_X, used to scale β for the outer optimiser.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.linalg
+from numpy.polynomial.hermite import hermgauss
+from scipy.special import logsumexp
+
+from .design import Design
+from .errors import DataError
+from .glmm_family import Family
+from .pls import _solve_lower, _solve_upper, batched_cholesky
+
+__all__ = ["BlockedFactor", "GlmmProblem", "Mode"]
+
+DEC_TOL = 1e-20  # Newton decrement g'A⁻¹g (deviance units) at which PIRLS stops
+MAX_ITER = 60
+MAX_HALVINGS = 30
+MAX_NAGQ = 100
+
+
+@dataclass(frozen=True)
+class BlockedFactor:
+    """Cholesky factor L of Λ'Z'WZΛ + I in lmmlib.pls's layout.
+
+    ``L = [[L0, 0], [Tᵀ, LR]]`` with L0 block-diagonal (levels of the first
+    grouping factor), T = L0⁻¹A_0R and LR the factor of the Schur complement
+    of the remaining factors' random effects.
+    """
+
+    L0: np.ndarray  # (k0, q0, q0)
+    T: np.ndarray | None  # (k0·q0, Q_R)
+    LR: np.ndarray | None  # (Q_R, Q_R)
+    logdet: float  # log|L|²
+
+    def solve_lower(self, B: np.ndarray) -> np.ndarray:
+        """L⁻¹B for B of shape (q,) or (q, r)."""
+        k0, q0 = self.L0.shape[:2]
+        n0 = k0 * q0
+        B2 = B.reshape(B.shape[0], -1)
+        x0 = _solve_lower(self.L0, B2[:n0].reshape(k0, q0, -1)).reshape(n0, -1)
+        if self.LR is None:
+            return x0.reshape(B.shape)
+        xR = scipy.linalg.solve_triangular(self.LR, B2[n0:] - self.T.T @ x0, lower=True,
+                                           check_finite=False)
+        return np.vstack([x0, xR]).reshape(B.shape)
+
+    def solve_upper(self, B: np.ndarray) -> np.ndarray:
+        """L⁻ᵀB for B of shape (q,) or (q, r)."""
+        k0, q0 = self.L0.shape[:2]
+        n0 = k0 * q0
+        B2 = B.reshape(B.shape[0], -1)
+        rhs0 = B2[:n0]
+        parts = []
+        if self.LR is not None:
+            xR = scipy.linalg.solve_triangular(self.LR.T, B2[n0:], lower=False,
+                                               check_finite=False)
+            rhs0 = rhs0 - self.T @ xR
+            parts.append(xR)
+        x0 = _solve_upper(self.L0, rhs0.reshape(k0, q0, -1)).reshape(n0, -1)
+        return np.vstack([x0, *parts]).reshape(B.shape)
+
+
+@dataclass(frozen=True)
+class Mode:
+    """The conditional mode at (θ, β) and what the approximations need there."""
+
+    theta: np.ndarray
+    beta: np.ndarray
+    u: np.ndarray
+    eta: np.ndarray
+    factor: BlockedFactor
+    devsum: float  # Σ deviance residuals at û
+    LX: np.ndarray | None = None  # joint (stage-1) factor of the β block, if computed
+    converged: bool = True
+
+    @property
+    def ussq(self) -> float:
+        """‖û‖²."""
+        return float(self.u @ self.u)
+
+
+class GlmmProblem:
+    """A GLMM's data and its approximate deviance as a function of (θ, β).
+
+    Parameters
+    ----------
+    design : Design
+        From :func:`lmmlib.design.build_design`.
+    family : Family
+        Response distribution (canonical link).
+    wt : ndarray
+        Prior weights (binomial: numbers of trials).
+    """
+
+    def __init__(self, design: Design, family: Family, wt: np.ndarray) -> None:
+        self.design, self.family = design, family
+        self.X, self.y, self.wt = design.X, design.y, np.asarray(wt, dtype=float)
+        self.n, self.p = self.X.shape
+        self.blocks = design.blocks
+        b0 = self.blocks[0]
+        self.k0, self.q0 = b0.nlevels, b0.q
+        self._cols0 = (b0.codes[:, None] * self.q0 + np.arange(self.q0)).ravel()
+        self._indptr0 = np.arange(0, self.n * self.q0 + 1, self.q0)
+        self._idx0 = b0.codes[:, None] * self.q0 + np.arange(self.q0)  # (n, q0)
+        self.rest = self.blocks[1:]
+        self.QR = sum(b.nlevels * b.q for b in self.rest)
+        # column of every (observation, effect) of the remaining blocks in u_R
+        cols, o = [], 0
+        for b in self.rest:
+            cols.append(o + b.codes[:, None] * b.q + np.arange(b.q))
+            o += b.nlevels * b.q
+        self._colsR = np.hstack(cols) if cols else None  # (n, Σ q_b)
+        if self.rest:
+            self._iRR = (self._colsR[:, :, None] * self.QR + self._colsR[:, None, :]).ravel()
+            self._i0R = (self._idx0[:, :, None] * self.QR + self._colsR[:, None, :]).ravel()
+        self.nu = self.k0 * self.q0 + self.QR
+        self.saturated = family.saturated_loglik(self.y, self.wt)
+        self.u_last = np.zeros(self.nu)
+
+    def check_nagq(self, nagq: object) -> int:
+        """``nagq`` as an int, if valid for this model (AGQ: one scalar term only)."""
+        if isinstance(nagq, bool) or not float(nagq).is_integer() or not 1 <= nagq <= MAX_NAGQ:
+            raise DataError(f"nAGQ must be a whole number from 1 to {MAX_NAGQ}, got {nagq!r}")
+        if nagq > 1 and (self.rest or self.q0 > 1):
+            raise DataError("nAGQ > 1 is only available for a single scalar random-effects "
+                            "term such as (1 | g); use nAGQ = 1 (Laplace)")
+        return int(nagq)
+
+    def theta_names(self) -> list[str]:
+        """lme4's names of θ: ``factor.column``, ``factor.row.column`` off the diagonal."""
+        return [f"{t.factor}.{t.colnames[i]}" + (f".{t.colnames[j]}" if i != j else "")
+                for t in self.design.reterms for j in range(t.q) for i in range(j, t.q)]
+
+    # -- ZΛ and its products -------------------------------------------------
+    def re_matrix(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Rows of ZΛ per observation: the first block's (n, q0), the others' (n, Σ q_b).
+
+        Row i of a block's part is z_iᵀΛ_b; with the level codes this is ZΛ
+        without forming the sparse n × q matrix.
+        """
+        U0 = self.blocks[0].Z @ self.blocks[0].lam(theta)
+        UR = np.hstack([b.Z @ b.lam(theta) for b in self.rest]) if self.rest else None
+        return U0, UR
+
+    def _re_eta(self, U, u: np.ndarray) -> np.ndarray:
+        """ZΛu."""
+        U0, UR = U
+        n0 = self.k0 * self.q0
+        eta = np.einsum("ij,ij->i", U0, u[self._idx0])
+        if UR is not None:
+            eta += np.einsum("ij,ij->i", UR, u[n0:][self._colsR])
+        return eta
+
+    def _re_tmul(self, U, v: np.ndarray) -> np.ndarray:
+        """(ZΛ)ᵀv for v of shape (n,) or (n, r)."""
+        if v.ndim == 2:
+            return np.column_stack([self._re_tmul(U, v[:, j]) for j in range(v.shape[1])])
+        U0, UR = U
+        out = np.bincount(self._idx0.ravel(), (U0 * v[:, None]).ravel(),
+                          minlength=self.k0 * self.q0)
+        if UR is not None:
+            out = np.concatenate([out, np.bincount(self._colsR.ravel(), (UR * v[:, None]).ravel(),
+                                                   minlength=self.QR)])
+        return out
+
+    def factor(self, U, w: np.ndarray) -> BlockedFactor:
+        """Blocked Cholesky factor of (ZΛ)ᵀW(ZΛ) + I for working weights ``w``."""
+        U0, UR = U
+        k0, q0, QR = self.k0, self.q0, self.QR
+        codes = self.blocks[0].codes
+        A0 = np.empty((k0, q0, q0))
+        for a in range(q0):
+            for c in range(a, q0):
+                A0[:, a, c] = A0[:, c, a] = np.bincount(codes, w * U0[:, a] * U0[:, c],
+                                                        minlength=k0)
+        A0[:, np.arange(q0), np.arange(q0)] += 1.0
+        L0 = batched_cholesky(A0)
+        logdet = 2.0 * float(np.log(np.diagonal(L0, axis1=1, axis2=2)).sum())
+        if UR is None:
+            return BlockedFactor(L0, None, None, logdet)
+        URw = UR * w[:, None]
+        A0R = np.bincount(self._i0R, (U0[:, :, None] * URw[:, None, :]).ravel(),
+                          minlength=k0 * q0 * QR).reshape(k0, q0, QR)
+        T = _solve_lower(L0, A0R).reshape(k0 * q0, QR)
+        S = np.bincount(self._iRR, (UR[:, :, None] * URw[:, None, :]).ravel(),
+                        minlength=QR * QR).reshape(QR, QR) - T.T @ T
+        S[np.diag_indices_from(S)] += 1.0
+        LR = scipy.linalg.cholesky(S, lower=True, check_finite=False)
+        return BlockedFactor(L0, T, LR, logdet + 2.0 * float(np.log(np.diag(LR)).sum()))
+
+    # -- penalised IRLS --------------------------------------------------------
+    def _devsum(self, eta: np.ndarray) -> float:
+        return float(self.family.dev_resid(self.y, eta, self.wt).sum())
+
+    def _newton(self, U, eta: np.ndarray, u: np.ndarray, joint: bool):
+        """Factor at (u, β) and the Newton step (du, dβ) with its decrement."""
+        mu = self.family.linkinv(eta)
+        w = self.wt * self.family.variance(mu)
+        F = self.factor(U, w)
+        r = self.wt * (mu - self.y)
+        z1 = -F.solve_lower(self._re_tmul(U, r) + u)
+        if not joint:
+            return F, F.solve_upper(z1), np.zeros(self.p), float(z1 @ z1), None
+        C = F.solve_lower(self._re_tmul(U, w[:, None] * self.X))
+        S = self.X.T @ (w[:, None] * self.X) - C.T @ C
+        LX = scipy.linalg.cholesky(S, lower=True, check_finite=False)
+        z2 = scipy.linalg.solve_triangular(LX, -self.X.T @ r - C.T @ z1, lower=True,
+                                           check_finite=False)
+        dbeta = scipy.linalg.solve_triangular(LX.T, z2, lower=False, check_finite=False)
+        du = F.solve_upper(z1 - C @ dbeta)
+        return F, du, dbeta, float(z1 @ z1 + z2 @ z2), LX
+
+    def mode(self, theta: np.ndarray, beta: np.ndarray, u0: np.ndarray | None = None,
+             joint: bool = False) -> Mode:
+        """Conditional mode û at (θ, β) by penalised IRLS (``joint``: also β̂, stage 1).
+
+        Parameters
+        ----------
+        theta, beta : ndarray
+            Covariance parameters and fixed effects (the start for β if ``joint``).
+        u0 : ndarray, optional
+            Starting u (default: the last mode found, a warm start).
+        joint : bool
+            Maximise the penalised likelihood over β too.
+
+        Returns
+        -------
+        Mode
+        """
+        U = self.re_matrix(theta)
+        u = (self.u_last if u0 is None else u0).copy()
+        beta = np.asarray(beta, dtype=float).copy()
+        eta = self.X @ beta + self._re_eta(U, u)
+        pdev = self._devsum(eta) + u @ u
+        if not np.isfinite(pdev):
+            u = np.zeros(self.nu)
+            eta = self.X @ beta
+            pdev = self._devsum(eta)
+        prev, converged = np.inf, False
+        for _ in range(MAX_ITER):
+            F, du, dbeta, dec, LX = self._newton(U, eta, u, joint)
+            if dec < DEC_TOL or (dec < 1e-12 and dec > 0.25 * prev):
+                converged = True
+                break
+            prev = dec
+            accepted = False
+            for t in 0.5 ** np.arange(MAX_HALVINGS):
+                u_new, b_new = u + t * du, beta + t * dbeta
+                eta_new = self.X @ b_new + self._re_eta(U, u_new)
+                pdev_new = self._devsum(eta_new) + u_new @ u_new
+                if pdev_new <= pdev or (dec < 1e-8 and np.isfinite(pdev_new)):
+                    accepted = True
+                    break
+            if not accepted:
+                break
+            u, beta, eta, pdev = u_new, b_new, eta_new, pdev_new
+        else:  # iterations exhausted: factor at the last iterate
+            F, *_, LX = self._newton(U, eta, u, joint)
+        if np.isfinite(pdev):
+            self.u_last = u
+        return Mode(np.asarray(theta, float), beta, u, eta, F, self._devsum(eta), LX, converged)
+
+    def joint_factor(self, mode: Mode) -> np.ndarray:
+        """L_X of the joint (u, β) system at a mode, without moving it."""
+        U = self.re_matrix(mode.theta)
+        return self._newton(U, mode.eta, mode.u, joint=True)[4]
+
+    # -- approximate deviances -------------------------------------------------
+    def laplace(self, mode: Mode) -> float:
+        """−2 log L by the Laplace approximation at a conditional mode."""
+        return mode.devsum - 2.0 * self.saturated + mode.ussq + mode.factor.logdet
+
+    def agq(self, mode: Mode, nagq: int) -> float:
+        """−2 log L by adaptive Gauss–Hermite quadrature with ``nagq`` nodes per group.
+
+        Only for one scalar random-effects term: the integral then factorises
+        into one-dimensional integrals over the groups, each centred at û_i and
+        scaled by the conditional SD 1/L_ii.
+        """
+        block = self.blocks[0]
+        lam = block.lam(mode.theta)[0, 0]
+        codes, z = block.codes, block.Z[:, 0]
+        sd = 1.0 / mode.factor.L0[:, 0, 0]
+        x, w = hermgauss(int(nagq))
+        fixed = self.X @ mode.beta
+        nodes = mode.u[None, :] + np.sqrt(2.0) * sd[None, :] * x[:, None]  # (m, k)
+        eta = fixed[None, :] + z[None, :] * lam * nodes[:, codes]
+        dr = self.family.dev_resid(self.y[None, :], eta, self.wt[None, :])
+        dev = np.stack([np.bincount(codes, d, minlength=self.k0) for d in dr]) + nodes**2
+        dev0 = np.bincount(codes, self.family.dev_resid(self.y, mode.eta, self.wt),
+                           minlength=self.k0) + mode.u**2
+        logsum = logsumexp(np.log(w)[:, None] + x[:, None] ** 2 - 0.5 * (dev - dev0), axis=0)
+        per_group = dev0 - 2.0 * np.log(sd) - 2.0 * (logsum - 0.5 * np.log(np.pi))
+        return float(per_group.sum()) - 2.0 * self.saturated
+
+    def deviance(self, theta: np.ndarray, beta: np.ndarray, nagq: int = 1,
+                 u0: np.ndarray | None = None) -> float:
+        """Approximate −2 log L(θ, β) (``inf`` where the inner problem fails)."""
+        try:
+            mode = self.mode(theta, beta, u0)
+        except (np.linalg.LinAlgError, ValueError, FloatingPointError):
+            return np.inf
+        val = self.laplace(mode) if nagq == 1 else self.agq(mode, nagq)
+        return val if np.isfinite(val) else np.inf
+
+    def stage1(self, theta: np.ndarray, beta0: np.ndarray) -> tuple[float, Mode | None]:
+        """lme4's nAGQ = 0 criterion: Laplace deviance at the joint mode (û, β̂)."""
+        try:
+            mode = self.mode(theta, beta0, joint=True)
+        except (np.linalg.LinAlgError, ValueError, FloatingPointError):
+            return np.inf, None
+        val = self.laplace(mode)
+        return (val, mode) if np.isfinite(val) else (np.inf, None)
+
+    def glm_start(self, maxit: int = 50) -> np.ndarray:
+        """β of the GLM without random effects, by IRLS from the family's starting means."""
+        fam, X, y, wt = self.family, self.X, self.y, self.wt
+        mu = fam.mustart(y, wt)
+        eta = fam.linkfun(mu)
+        beta, old = np.zeros(self.p), np.inf
+        for _ in range(maxit):
+            v = fam.variance(mu)
+            sw = np.sqrt(wt * v)
+            zwork = eta + (y - mu) / v
+            beta = np.linalg.lstsq(sw[:, None] * X, sw * zwork, rcond=None)[0]
+            eta = X @ beta
+            mu = fam.linkinv(eta)
+            dev = self._devsum(eta)
+            if abs(old - dev) < 1e-10 * (abs(dev) + 0.1):
+                break
+            old = dev
+        return beta
