@@ -28,6 +28,7 @@ import pandas as pd
 
 from .design import build_design
 from .errors import ConvergenceWarning, DataError, SingularFitWarning
+from .formula import parse_formula
 from .frame import as_frame
 from .glmm_family import Family, get_family
 from .glmm_laplace import GlmmProblem, Mode
@@ -106,6 +107,14 @@ def _prior_weights(weights: Any, data: pd.DataFrame, frame: pd.DataFrame) -> np.
     if not np.any(wt > 0):
         raise DataError(f"{label} are all zero")
     return wt
+
+
+def _bool_response_as_float(formula: str, data: pd.DataFrame) -> pd.DataFrame:
+    """A True/False response column becomes 1/0 (the frame stage wants numbers)."""
+    response = parse_formula(formula).response if isinstance(formula, str) else None
+    if response in data.columns and pd.api.types.is_bool_dtype(data[response]):
+        return data.assign(**{response: data[response].astype(float)})
+    return data
 
 
 def _start(start: Any, problem: GlmmProblem) -> tuple[np.ndarray, np.ndarray | None]:
@@ -234,7 +243,7 @@ def _stage2(outer: Outer, theta1: np.ndarray) -> tuple[OptSummary, Mode, np.ndar
     return opt, problem.mode(theta, beta, u_hat), Jinv.T @ Hx @ Jinv
 
 
-def glmer(formula: str, data: Any, family: str | Family = "poisson", weights: Any = None,
+def glmer(formula: str, data: Any, family: str | Family, weights: Any = None,
           nAGQ: int = 1, start: Any = None) -> GeneralizedLinearMixedModel:
     """Fit a generalised linear mixed model with lme4's formula syntax.
 
@@ -247,8 +256,9 @@ def glmer(formula: str, data: Any, family: str | Family = "poisson", weights: An
         The data.
     family : {"poisson", "binomial"}
         Response distribution, with its canonical link (log, logit).  A binomial
-        response is 0/1, or a proportion with the numbers of trials as ``weights``
-        (R's ``cbind(k, n - k)`` is ``k/n`` with ``weights = n``).
+        response is 0/1 (or True/False), or a proportion with the numbers of
+        trials as ``weights`` (R's ``cbind(k, n - k)`` is ``k/n`` with
+        ``weights = n``).
     weights : str or array-like, optional
         Prior weights: a column of ``data`` or one value per row.
     nAGQ : int
@@ -273,7 +283,7 @@ def glmer(formula: str, data: Any, family: str | Family = "poisson", weights: An
     >>> m = glmer("prop ~ period + (1 | herd)", cbpp, "binomial", weights="size")  # doctest: +SKIP
     """
     fam = get_family(family)
-    data = as_frame(data)
+    data = _bool_response_as_float(formula, as_frame(data))
     design = build_design(formula, data)
     wt = _prior_weights(weights, data, design.frame)
     fam.check(design.y, wt, design.formula.response)

@@ -151,6 +151,9 @@ def test_binomial_proportions_equal_expanded_binary_data():
     n, k = d["size"].to_numpy(float), d["incidence"].to_numpy(float)
     log_choose = np.sum(gammaln(n + 1) - gammaln(k + 1) - gammaln(n - k + 1))
     assert agg.loglik - ones.loglik == pytest.approx(log_choose, abs=1e-5)
+    d01 = fixture_data(fixture("cbpp01"))
+    as_bool = glmer("y ~ period + (1 | herd)", d01.assign(y=d01["y"] == 1), "binomial")
+    assert as_bool.loglik == pytest.approx(ones.loglik, abs=1e-9)
 
 
 def test_uncentred_covariate_gives_the_reparametrised_fit():
