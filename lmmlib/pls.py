@@ -30,6 +30,7 @@ import numpy as np
 import scipy.linalg
 import scipy.sparse as sp
 
+from .coupling import make_coupling, symmetrize_lower
 from .design import Design
 from .reterms import Block
 
@@ -182,7 +183,9 @@ class PLS:
         if self.rest:
             self._ZR = sp.hstack([z_matrix(b) for b in self.rest]).tocsc()
             self.ZRtZR = (self._ZR.T @ self._ZR).toarray()
-            self.Z0tZR = (self._Z0.T @ self._ZR).toarray().reshape(self.k0, self.q0, self.QR)
+            self.coupling = make_coupling(self._Z0, self._ZR, self.k0, self.q0)
+        self._rest_scalar = all(b.q == 1 for b in self.rest)
+        self._rest_sizes = [b.nlevels for b in self.rest]
         self._xpinv = np.linalg.pinv(X) if self.p else np.zeros((0, self.n))
         self._set_response(design.y if y is None else y)
 
@@ -207,8 +210,17 @@ class PLS:
         return new
 
     # -- Λ for the blocks after the first, applied without forming it ------------
+    def _rest_scales(self, theta: np.ndarray) -> np.ndarray | None:
+        """Diagonal of Λ_R when every remaining block is scalar, else ``None``."""
+        if not self._rest_scalar:
+            return None
+        return np.repeat([b.lam(theta)[0, 0] for b in self.rest], self._rest_sizes)
+
     def _rmul_rest(self, M: np.ndarray, theta: np.ndarray) -> np.ndarray:
         """M Λ_R, where the last axis of M runs over the remaining random effects."""
+        scales = self._rest_scales(theta)
+        if scales is not None:
+            return M * scales
         out, o = np.empty_like(M), 0
         for b in self.rest:
             w = b.nlevels * b.q
@@ -218,16 +230,31 @@ class PLS:
             o += w
         return out
 
-    def _rest_factor(self, theta, lam0, L0, cd0):
-        """Factor the remaining blocks given the first one (Schur complement)."""
-        T = _solve_lower(L0, lam0.T @ self._rmul_rest(self.Z0tZR, theta))
-        T = T.reshape(self.k0 * self.q0, self.QR)
-        A = self._rmul_rest(self._rmul_rest(self.ZRtZR, theta).T, theta)
-        A -= T.T @ T
+    def _rest_matrix(self, theta: np.ndarray, state) -> np.ndarray:
+        """Λ_Rᵀ(Z_RᵀZ_R)Λ_R + I − TᵀT; only the lower triangle is guaranteed."""
+        coupling, rmul = self.coupling, self._rmul_rest
+        gram = coupling.gram(state, theta, rmul)
+        scales = self._rest_scales(theta)
+        if coupling.scaled:
+            A = rmul(rmul(self.ZRtZR, theta).T, theta) - gram
+        elif scales is not None:
+            A = self.ZRtZR - gram
+            A *= scales[:, None]
+            A *= scales[None, :]
+        else:
+            A = rmul(rmul(self.ZRtZR - symmetrize_lower(gram), theta).T, theta)
         A[np.diag_indices_from(A)] += 1.0
-        LR = scipy.linalg.cholesky(A, lower=True, check_finite=False)
-        rhs = self._rmul_rest(self.ZRtXy.T, theta).T - T.T @ cd0
+        return A
+
+    def _rest_factor(self, theta, lam0, L0, cd0, full):
+        """Factor the remaining blocks given the first one (Schur complement)."""
+        rmul, coupling = self._rmul_rest, self.coupling
+        state = coupling.state(theta, lam0, L0, rmul, _solve_lower)
+        A = self._rest_matrix(theta, state)
+        LR = scipy.linalg.cholesky(A, lower=True, check_finite=False, overwrite_a=True)
+        rhs = rmul(self.ZRtXy.T, theta).T - coupling.tmul(state, cd0, theta, rmul)
         cdR = scipy.linalg.solve_triangular(LR, rhs, lower=True, check_finite=False)
+        T = coupling.dense(state, theta, rmul) if full else None
         return T, LR, cdR
 
     def _factor(self, theta: np.ndarray, full: bool = True):
@@ -243,7 +270,7 @@ class PLS:
         if full or self.rest:
             cd = parts[0] if len(parts) == 1 else np.stack(parts, axis=1).reshape(-1, self.p + 1)
         if self.rest:
-            T, LR, cdR = self._rest_factor(theta, lam0, L0, cd)
+            T, LR, cdR = self._rest_factor(theta, lam0, L0, cd, full)
             S -= cdR.T @ cdR
             cd = np.vstack([cd, cdR])
             logdet += 2.0 * np.log(np.diag(LR)).sum()
