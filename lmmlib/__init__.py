@@ -1,10 +1,16 @@
 """lmmlib: linear mixed models, textbook-transparent and fast.
 
-The main entry points are :func:`lmer` (lme4-style mixed models), :func:`lm`
-(ordinary least squares), :func:`icc`, the textbook :func:`gls` and the course
-data in :mod:`lmmlib.datasets`.
+Fitting: :func:`lmer` (lme4-style mixed models), :func:`glmer` (Poisson and
+binomial GLMMs), :func:`lm` (ordinary least squares).  Inference:
+:func:`anova`, :func:`exact_rlrt`, Satterthwaite t-tests (``coef_table``),
+profile likelihood and ``confint``, :func:`varpar_se`.  Textbook side:
+:func:`gls`, :func:`marginal_covariance`, :func:`blup`, :func:`icc`,
+:func:`shrinkage`, :func:`effective_df`, :func:`moment_estimator`.  Data:
+:mod:`lmmlib.datasets`; plots: :mod:`lmmlib.plots` (imported on demand).
 """
 
+from .anova import aic_table, anova, chisq_mixture_pvalue, drop_level_screen
+from .aov import aov_table, moment_estimator
 from .errors import (
     ConvergenceWarning,
     DataError,
@@ -16,38 +22,62 @@ from .errors import (
     SingularFitWarning,
 )
 from .fit import lmer
+from .glmm import glmer
+from .glmm_family import FamilyError
+from .glmm_model import GeneralizedLinearMixedModel
 from .gls import blup, gls, marginal_covariance
+from .hessian import varpar_se
 from .icc import icc
 from .lm import LinearModel, lm
 from .model import LinearMixedModel
+from .rlrt import RLRTResult, exact_rlrt
+from .shrinkage import effective_df, shrinkage, stratified_fit
 
 __version__ = "0.1.0"
 
+_LAZY = {"datasets", "plots"}
+
 
 def __getattr__(name: str):
-    # datasets is imported lazily so that `python -m lmmlib.datasets` runs cleanly
-    if name == "datasets":
+    # datasets and plots are imported on first use: `python -m lmmlib.datasets`
+    # runs cleanly and matplotlib is not loaded with the library
+    if name in _LAZY:
         import importlib
 
-        return importlib.import_module(".datasets", __name__)
+        return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'lmmlib' has no attribute {name!r}")
+
 
 __all__ = [
     "ConvergenceWarning",
     "DataError",
     "DataWarning",
     "DatasetError",
+    "FamilyError",
     "FormulaError",
+    "GeneralizedLinearMixedModel",
     "LinearMixedModel",
     "LinearModel",
     "LmmlibError",
     "LmmlibWarning",
+    "RLRTResult",
     "SingularFitWarning",
+    "aic_table",
+    "anova",
+    "aov_table",
     "blup",
-    "datasets",
+    "chisq_mixture_pvalue",
+    "drop_level_screen",
+    "effective_df",
+    "exact_rlrt",
+    "glmer",
     "gls",
     "icc",
     "lm",
     "lmer",
     "marginal_covariance",
+    "moment_estimator",
+    "shrinkage",
+    "stratified_fit",
+    "varpar_se",
 ]

@@ -110,7 +110,8 @@ def _drop_dependent(X: np.ndarray, names: tuple[str, ...]) -> tuple[np.ndarray, 
     return X[:, keep], tuple(n for n, k in zip(names, keep, strict=True) if k), dropped
 
 
-def build_design(formula: str | ParsedFormula, data: Any, *, require_random: bool = True) -> Design:
+def build_design(formula: str | ParsedFormula, data: Any, *, require_random: bool = True,
+                 residual: bool = True) -> Design:
     """Build the design of a (mixed) linear model.
 
     Parameters
@@ -121,6 +122,9 @@ def build_design(formula: str | ParsedFormula, data: Any, *, require_random: boo
         The data; only the columns named in the formula are used.
     require_random : bool
         Raise if the formula has no random term (as ``lmer`` does).
+    residual : bool
+        The model has a residual variance (Gaussian); ``False`` for GLMMs,
+        which may have one random effect per observation.
 
     Returns
     -------
@@ -141,7 +145,7 @@ def build_design(formula: str | ParsedFormula, data: Any, *, require_random: boo
     y = response_vector(frame, parsed.response)
     X, names, spec = fixed_matrix(parsed.fixed, frame)
     X, names, dropped = _drop_dependent(X, names)
-    blocks, reterms, specs = build_blocks(parsed.random, frame)
+    blocks, reterms, specs = build_blocks(parsed.random, frame, residual)
     for b in blocks:
         if not np.isfinite(b.Z).all():
             raise DataError(f"random-effect covariates of {b.factor!r} contain inf or NaN values")

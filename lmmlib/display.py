@@ -11,7 +11,7 @@ import pandas as pd
 __all__ = ["MixedSummary", "LinearSummary", "fixed_table", "random_table"]
 
 
-def _num(x: float, digits: int = 4) -> str:
+def format_number(x: float, digits: int = 4) -> str:
     if x is None or (isinstance(x, float) and np.isnan(x)):
         return ""
     return f"{x:.{digits}g}" if abs(x) >= 1e-3 or x == 0 else f"{x:.{digits - 1}e}"
@@ -32,7 +32,7 @@ def _pval(p: float) -> str:
 
 def _fixed_formatters() -> dict[str, Any]:
     """Column formats of lmerTest's fixed-effects table."""
-    fmt = {c: (lambda x: _num(x, 5)) for c in ("Estimate", "Std. Error", "t value")}
+    fmt = {c: (lambda x: format_number(x, 5)) for c in ("Estimate", "Std. Error", "t value")}
     fmt["df"] = lambda x: f"{x:.2f}"
     fmt["Pr(>|t|)"] = _pval
     return fmt
@@ -73,24 +73,24 @@ def _text_table(rows: list[list[str]], left: int) -> str:
     return "\n".join(out)
 
 
-def _random_text(table: pd.DataFrame) -> str:
+def random_text(table: pd.DataFrame) -> str:
     rows = [["Groups", "Name", "Variance", "Std.Dev.", "Corr"]]
     for _, r in table.iterrows():
-        rows.append([r["Groups"], r["Name"], _num(r["Variance"]), _num(r["Std.Dev."]),
-                     r["Corr"]])
+        rows.append([r["Groups"], r["Name"], format_number(r["Variance"]),
+                     format_number(r["Std.Dev."]), r["Corr"]])
     return _text_table(rows, left=2)
 
 
-def _abbrev(name: str) -> str:
+def abbreviate(name: str) -> str:
     return "(Intr)" if name == "(Intercept)" else name[:6]
 
 
-def _quantiles(x: np.ndarray) -> pd.Series:
+def residual_quantiles(x: np.ndarray) -> pd.Series:
     q = np.quantile(x, [0, 0.25, 0.5, 0.75, 1.0])
     return pd.Series(q, index=["Min", "1Q", "Median", "3Q", "Max"])
 
 
-def _correlation(model: Any) -> pd.DataFrame:
+def fixef_correlation(model: Any) -> pd.DataFrame:
     v = model.vcov.to_numpy()
     d = np.sqrt(np.diag(v))
     return pd.DataFrame(v / np.outer(d, d), index=model.vcov.index, columns=model.vcov.index)
@@ -125,19 +125,19 @@ class MixedSummary:
 
     def __str__(self) -> str:
         m = self.model
-        scaled = _quantiles(m.residuals.to_numpy() / m.sigma)
+        scaled = residual_quantiles(m.residuals.to_numpy() / m.sigma)
         lines = _header(m) + [
             "\nScaled residuals:",
             scaled.to_frame().T.to_string(index=False, float_format=lambda x: f"{x:.4f}"),
             "\nRandom effects:",
-            _random_text(self.random),
+            random_text(self.random),
             self._groups_line(),
             "\nFixed effects:",
             _fixed_text(self.fixed),
         ]
         if len(self.fixed) > 1:
-            corr = _correlation(m).iloc[1:, :-1]
-            corr.columns = [_abbrev(c) for c in corr.columns]
+            corr = fixef_correlation(m).iloc[1:, :-1]
+            corr.columns = [abbreviate(c) for c in corr.columns]
             tri = corr.where(np.tril(np.ones(corr.shape, dtype=bool))).map(
                 lambda x: "" if np.isnan(x) else f"{x:.3f}")
             lines += ["\nCorrelation of Fixed Effects:", tri.to_string()]
@@ -154,7 +154,7 @@ class MixedSummary:
                 f"AIC {m.aic:.4f} · BIC {m.bic:.4f} · logLik {m.loglik:.4f} · "
                 f"deviance {m.objective:.4f}")
         flag = "<p><b>boundary (singular) fit</b></p>" if m.is_singular else ""
-        fmt = {"Variance": _num, "Std.Dev.": _num}
+        fmt = {"Variance": format_number, "Std.Dev.": format_number}
         return (
             f"<div class='lmmlib-summary'><p>{head}<br>{html.escape(crit)}</p>"
             f"<p><b>Random effects</b></p>{self.random.to_html(index=False, formatters=fmt)}"
@@ -177,14 +177,15 @@ class LinearSummary:
             "Linear model fit by least squares",
             f"Formula: {m.formula}",
             "\nCoefficients:",
-            self.fixed.to_string(float_format=lambda x: _num(x, 5)),
-            f"\nResidual standard error: {_num(m.sigma, 5)} on {m.df_resid} degrees of freedom",
+            self.fixed.to_string(float_format=lambda x: format_number(x, 5)),
+            f"\nResidual standard error: {format_number(m.sigma, 5)} on {m.df_resid} "
+            "degrees of freedom",
             f"logLik {m.loglik:.4f}, AIC {m.aic:.4f}, BIC {m.bic:.4f}",
         ])
 
     def _repr_html_(self) -> str:
         m = self.model
         return (f"<div class='lmmlib-summary'><p>{html.escape(m.formula)}</p>"
-                f"{self.fixed.to_html(float_format=lambda x: _num(x, 5))}"
-                f"<p>σ = {_num(m.sigma, 5)} on {m.df_resid} df; logLik {m.loglik:.4f}, "
+                f"{self.fixed.to_html(float_format=lambda x: format_number(x, 5))}"
+                f"<p>σ = {format_number(m.sigma, 5)} on {m.df_resid} df; logLik {m.loglik:.4f}, "
                 f"AIC {m.aic:.4f}, BIC {m.bic:.4f}</p></div>")

@@ -33,10 +33,11 @@ from .frame import as_frame
 from .glmm_family import Family, get_family
 from .glmm_laplace import GlmmProblem, Mode
 from .glmm_model import GeneralizedLinearMixedModel
+from .hessian import hessian
 from .optimize import BOUNDARY_TOL, OptSummary, minimize_theta
 from .threads import blas_threads
 
-__all__ = ["GlmmFit", "glmer", "fd_hessian", "scaled_steps"]
+__all__ = ["GlmmFit", "glmer", "scaled_steps"]
 
 HESS_STEP = 1e-3  # pilot central-difference step in (θ, whitened β)
 STEP_FRACTION = 1e-2  # final steps, in units of each coordinate's curvature scale
@@ -53,21 +54,6 @@ class GlmmFit:
     nagq: int
     hessian: np.ndarray  # of the deviance in (θ, β)
     weights_name: str | None = None
-
-
-def fd_hessian(f: Callable[[np.ndarray], float], x: np.ndarray,
-               h: np.ndarray | float = HESS_STEP) -> np.ndarray:
-    """Central finite-difference Hessian of ``f`` at ``x`` with steps ``h`` (2m² evaluations)."""
-    m = x.size
-    f0 = f(x)
-    H = np.empty((m, m))
-    E = np.diag(np.broadcast_to(np.asarray(h, dtype=float), (m,)))
-    for i in range(m):
-        H[i, i] = (f(x + E[i]) - 2.0 * f0 + f(x - E[i])) / E[i, i] ** 2
-        for j in range(i):
-            H[i, j] = H[j, i] = (f(x + E[i] + E[j]) - f(x + E[i] - E[j]) - f(x - E[i] + E[j])
-                                 + f(x - E[i] - E[j])) / (4.0 * E[i, i] * E[j, j])
-    return H
 
 
 def scaled_steps(f: Callable[[np.ndarray], float], x: np.ndarray,
@@ -234,7 +220,7 @@ def _stage2(outer: Outer, theta1: np.ndarray) -> tuple[OptSummary, Mode, np.ndar
     pilot = np.concatenate([HESS_STEP * np.maximum(np.abs(x[:nth]), 1e-2),
                             np.full(problem.p, HESS_STEP)])
     h = scaled_steps(f, x, pilot)
-    Hx = fd_hessian(f, x, h)
+    Hx = hessian(f, x, h)
     x, g, fval = _polish(f, x, Hx, h, outer.lower)
     theta, beta = outer.split(x)
     Jinv = np.linalg.inv(outer.jacobian())
@@ -284,7 +270,7 @@ def glmer(formula: str, data: Any, family: str | Family, weights: Any = None,
     """
     fam = get_family(family)
     data = _bool_response_as_float(formula, as_frame(data))
-    design = build_design(formula, data)
+    design = build_design(formula, data, residual=False)
     wt = _prior_weights(weights, data, design.frame)
     fam.check(design.y, wt, design.formula.response)
     with blas_threads(1):

@@ -37,7 +37,7 @@ from scipy.special import logsumexp
 from .design import Design
 from .errors import DataError
 from .glmm_family import Family
-from .pls import _solve_lower, _solve_upper, batched_cholesky
+from .pls import batched_cholesky, solve_lower_batched, solve_upper_batched
 
 __all__ = ["BlockedFactor", "GlmmProblem", "Mode"]
 
@@ -66,7 +66,7 @@ class BlockedFactor:
         k0, q0 = self.L0.shape[:2]
         n0 = k0 * q0
         B2 = B.reshape(B.shape[0], -1)
-        x0 = _solve_lower(self.L0, B2[:n0].reshape(k0, q0, -1)).reshape(n0, -1)
+        x0 = solve_lower_batched(self.L0, B2[:n0].reshape(k0, q0, -1)).reshape(n0, -1)
         if self.LR is None:
             return x0.reshape(B.shape)
         xR = scipy.linalg.solve_triangular(self.LR, B2[n0:] - self.T.T @ x0, lower=True,
@@ -85,7 +85,7 @@ class BlockedFactor:
                                                check_finite=False)
             rhs0 = rhs0 - self.T @ xR
             parts.append(xR)
-        x0 = _solve_upper(self.L0, rhs0.reshape(k0, q0, -1)).reshape(n0, -1)
+        x0 = solve_upper_batched(self.L0, rhs0.reshape(k0, q0, -1)).reshape(n0, -1)
         return np.vstack([x0, *parts]).reshape(B.shape)
 
 
@@ -210,7 +210,7 @@ class GlmmProblem:
         URw = UR * w[:, None]
         A0R = np.bincount(self._i0R, (U0[:, :, None] * URw[:, None, :]).ravel(),
                           minlength=k0 * q0 * QR).reshape(k0, q0, QR)
-        T = _solve_lower(L0, A0R).reshape(k0 * q0, QR)
+        T = solve_lower_batched(L0, A0R).reshape(k0 * q0, QR)
         S = np.bincount(self._iRR, (UR[:, :, None] * URw[:, None, :]).ravel(),
                         minlength=QR * QR).reshape(QR, QR) - T.T @ T
         S[np.diag_indices_from(S)] += 1.0

@@ -11,13 +11,20 @@ import numpy as np
 import pandas as pd
 import scipy.stats
 
-from .display import _abbrev, _correlation, _num, _quantiles, _random_text, random_table
+from .display import (
+    abbreviate,
+    fixef_correlation,
+    format_number,
+    random_table,
+    random_text,
+    residual_quantiles,
+)
 from .errors import ConvergenceWarning, DataError
 from .frame import as_frame
 from .pls import PLSSolution
 from .ranef import block_condvars, block_effects, ranef_frame
 from .reterms import group_codes
-from .simulate import _block_draws, as_generator
+from .simulate import as_generator, block_draws
 from .varcomp import term_covariances, varcorr_frame
 
 if TYPE_CHECKING:
@@ -315,7 +322,7 @@ class GeneralizedLinearMixedModel:
         rng = as_generator(rng)
         eta = np.broadcast_to(self.design.X @ self.fit.mode.beta, (int(n), self.nobs)).copy()
         for block in self.design.blocks:
-            eta += _block_draws(block, self.theta, 1.0, int(n), rng)
+            eta += block_draws(block, self.theta, 1.0, int(n), rng)
         return self.family.sample(self.family.linkinv(eta), self.fit.problem.wt, rng)
 
     # -- display -------------------------------------------------------------
@@ -363,7 +370,7 @@ class GlmmSummary:
         return f"Number of obs: {self.model.nobs}, groups:  {groups}"
 
     def _fixed_text(self) -> str:
-        fmt = {c: (lambda x: _num(x, 5)) for c in ("Estimate", "Std. Error", "z value")}
+        fmt = {c: (lambda x: format_number(x, 5)) for c in ("Estimate", "Std. Error", "z value")}
         fmt["Pr(>|z|)"] = lambda x: "< 2e-16" if x < 2e-16 else f"{x:.3g}"
         return self.fixed.to_string(formatters=fmt)
 
@@ -371,13 +378,13 @@ class GlmmSummary:
         m = self.model
         lines = self._header() + [
             "\nScaled residuals:",
-            _quantiles(m.residuals("pearson").to_numpy()).to_frame().T.to_string(
+            residual_quantiles(m.residuals("pearson").to_numpy()).to_frame().T.to_string(
                 index=False, float_format=lambda x: f"{x:.4f}"),
-            "\nRandom effects:", _random_text(self.random), self._groups_line(),
+            "\nRandom effects:", random_text(self.random), self._groups_line(),
             "\nFixed effects:", self._fixed_text()]
         if len(self.fixed) > 1:
-            corr = _correlation(m).iloc[1:, :-1]
-            corr.columns = [_abbrev(c) for c in corr.columns]
+            corr = fixef_correlation(m).iloc[1:, :-1]
+            corr.columns = [abbreviate(c) for c in corr.columns]
             tri = corr.where(np.tril(np.ones(corr.shape, dtype=bool))).map(
                 lambda x: "" if np.isnan(x) else f"{x:.3f}")
             lines += ["\nCorrelation of Fixed Effects:", tri.to_string()]
@@ -396,8 +403,8 @@ class GlmmSummary:
         crit = (f"AIC {m.aic:.4f} · BIC {m.bic:.4f} · logLik {m.loglik:.4f} · "
                 f"deviance {m.deviance:.4f} · df.resid {m.df_resid}")
         flag = "<p><b>boundary (singular) fit</b></p>" if m.is_singular else ""
-        fmt = {"Variance": _num, "Std.Dev.": _num}
+        fmt = {"Variance": format_number, "Std.Dev.": format_number}
         return (f"<div class='lmmlib-summary'><p>{head}<br>{html.escape(crit)}</p>"
                 f"<p><b>Random effects</b></p>{self.random.to_html(index=False, formatters=fmt)}"
                 f"<p>{html.escape(self._groups_line())}</p><p><b>Fixed effects</b></p>"
-                f"{self.fixed.to_html(float_format=lambda x: _num(x, 5))}{flag}</div>")
+                f"{self.fixed.to_html(float_format=lambda x: format_number(x, 5))}{flag}</div>")

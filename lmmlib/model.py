@@ -257,7 +257,10 @@ class LinearMixedModel:
 
     # -- inference (implemented in their own modules) ------------------------
     def profile(self, **kwargs: Any) -> pd.DataFrame:
-        """Profile likelihood of every parameter; see :func:`lmmlib.profile.profile`."""
+        """Profile likelihood of every parameter; see :func:`lmmlib.profile.profile`.
+
+        As in lme4, the profile is that of the ML deviance, also for REML fits.
+        """
         from .profile import profile
 
         return profile(self, **kwargs)
@@ -265,6 +268,7 @@ class LinearMixedModel:
     def confint(self, method: str = "profile", level: float = 0.95, **kwargs: Any) -> pd.DataFrame:
         """Confidence intervals (``"profile"``, ``"wald"`` or ``"boot"``), lme4's row order.
 
+        Profile intervals use the ML deviance, as lme4 does, also for REML fits.
         See :func:`lmmlib.confint.confint`.
         """
         from .confint import confint

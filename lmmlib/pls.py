@@ -78,7 +78,7 @@ def batched_cholesky(A: np.ndarray) -> np.ndarray:
     return L
 
 
-def _solve_lower(L: np.ndarray, B: np.ndarray) -> np.ndarray:
+def solve_lower_batched(L: np.ndarray, B: np.ndarray) -> np.ndarray:
     """Batched L⁻¹B for lower-triangular (k, q, q) factors, B of shape (k, q, r)."""
     q = L.shape[-1]
     if q == 1:
@@ -90,7 +90,7 @@ def _solve_lower(L: np.ndarray, B: np.ndarray) -> np.ndarray:
     return X
 
 
-def _solve_upper(L: np.ndarray, B: np.ndarray) -> np.ndarray:
+def solve_upper_batched(L: np.ndarray, B: np.ndarray) -> np.ndarray:
     """Batched L⁻ᵀB for lower-triangular (k, q, q) factors, B of shape (k, q, r)."""
     q = L.shape[-1]
     if q == 1:
@@ -132,7 +132,7 @@ def _factor_first(lam: np.ndarray, ztz: np.ndarray, ztxy: np.ndarray, full: bool
     A = lam.T @ ztz @ lam
     A += np.eye(q)
     L = batched_cholesky(A)
-    cd = _solve_lower(L, lam.T @ ztxy)
+    cd = solve_lower_batched(L, lam.T @ ztxy)
     logdet = 2.0 * np.log(np.diagonal(L, axis1=1, axis2=2)).sum()
     return L, [cd[:, j, :] for j in range(q)], logdet
 
@@ -249,7 +249,7 @@ class PLS:
     def _rest_factor(self, theta, lam0, L0, cd0, full):
         """Factor the remaining blocks given the first one (Schur complement)."""
         rmul, coupling = self._rmul_rest, self.coupling
-        state = coupling.state(theta, lam0, L0, rmul, _solve_lower)
+        state = coupling.state(theta, lam0, L0, rmul, solve_lower_batched)
         A = self._rest_matrix(theta, state)
         LR = scipy.linalg.cholesky(A, lower=True, check_finite=False, overwrite_a=True)
         rhs = rmul(self.ZRtXy.T, theta).T - coupling.tmul(state, cd0, theta, rmul)
@@ -354,7 +354,7 @@ class PLS:
             parts.append(uR)
         else:
             w0 = w[:n0]
-        u0 = _solve_upper(L0, w0.reshape(self.k0, self.q0, 1)).ravel()
+        u0 = solve_upper_batched(L0, w0.reshape(self.k0, self.q0, 1)).ravel()
         u = np.concatenate([u0, *parts])
         return PLSSolution(theta, beta + self.beta_offset, u, float(r2), float(logdet),
                            float(logdet_x), L0, T, LR, LX)

@@ -148,13 +148,13 @@ def term_matrix(expr: str, frame: pd.DataFrame) -> tuple[np.ndarray, tuple[str, 
     return np.asarray(mm, dtype=float), names, mm.model_spec
 
 
-def _check_levels(term: RandomTerm, nlev: int, q: int, n: int) -> None:
+def _check_levels(term: RandomTerm, nlev: int, q: int, n: int, residual: bool) -> None:
     name = term.group
     if nlev < 2:
         raise DataError(
             f"grouping factor {name!r} has a single level: its variance cannot be estimated"
         )
-    if nlev >= n or nlev * q >= n:
+    if residual and (nlev >= n or nlev * q >= n):
         raise DataError(
             f"term {term}: {nlev} levels x {q} effects for {n} observations leaves no "
             f"residual information; the random-effect and residual variances are not "
@@ -175,9 +175,13 @@ def _tri_template(q: int, start: int) -> np.ndarray:
 
 
 def build_blocks(
-    terms: tuple[RandomTerm, ...], frame: pd.DataFrame
+    terms: tuple[RandomTerm, ...], frame: pd.DataFrame, residual: bool = True
 ) -> tuple[list[Block], list[ReTerm], dict[str, object]]:
     """Build blocks, expanded terms (lme4 order) and the formulaic specs of the terms.
+
+    ``residual`` says the model has a residual variance (a Gaussian LMM): then a
+    term with as many random effects as observations is refused, as it is
+    confounded with the residual.  GLMMs allow observation-level effects.
 
     Returns
     -------
@@ -193,7 +197,7 @@ def build_blocks(
     for term in terms:
         codes, levels = group_codes(frame, term.factors)
         zt, names, spec = term_matrix(term.expr, frame)
-        _check_levels(term, len(levels), zt.shape[1], n)
+        _check_levels(term, len(levels), zt.shape[1], n, residual)
         built.append((term, codes, levels, zt, names, spec))
     built.sort(key=lambda b: -len(b[2]))  # stable: ties keep formula order
     factors = list(dict.fromkeys(b[0].group for b in built))

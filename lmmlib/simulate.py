@@ -17,7 +17,7 @@ def as_generator(rng: np.random.Generator | int | None) -> np.random.Generator:
     return np.random.default_rng(rng)
 
 
-def _block_draws(block: Block, theta: np.ndarray, sigma: float, nsim: int,
+def block_draws(block: Block, theta: np.ndarray, sigma: float, nsim: int,
                  rng: np.random.Generator) -> np.ndarray:
     """Z_b b* for ``nsim`` new draws b* ~ N(0, σ²Λ_bΛ_bᵀ) per level, shape (nsim, n)."""
     lam = block.lam(theta)
@@ -52,5 +52,5 @@ def simulate_responses(X: np.ndarray, blocks: tuple[Block, ...], sol: PLSSolutio
     else:
         mean = np.broadcast_to(X @ sol.beta, (nsim, n)).copy()
         for block in blocks:
-            mean += _block_draws(block, sol.theta, sigma, nsim, rng)
+            mean += block_draws(block, sol.theta, sigma, nsim, rng)
     return mean + sigma * rng.standard_normal((nsim, n))
