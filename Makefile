@@ -51,11 +51,19 @@ book: $(STAMP) data
 bench: $(STAMP) data
 	$(VPY) tests/benchmarks/bench_fit.py
 
+# R packages: apt-get install -y r-base-core r-cran-lme4 r-cran-jsonlite r-cran-lmertest r-cran-rlrsim
+REF := tests/reference
+REFIN := data/reference-input
 reference: $(STAMP) data
 	@command -v Rscript >/dev/null || \
-	  { echo "error: Rscript not found; install R and lme4: apt-get install -y r-base-core r-cran-lme4" >&2; exit 1; }
-	$(VPY) -m lmmlib.datasets export data/reference-input
-	Rscript tests/reference/lme4_goldens.R data/reference-input tests/reference/fixtures
+	  { echo "error: Rscript not found; install R and its packages: apt-get install -y r-base-core r-cran-lme4 r-cran-jsonlite r-cran-lmertest r-cran-rlrsim" >&2; exit 1; }
+	$(VPY) -m lmmlib.datasets export $(REFIN)
+	Rscript $(REF)/lme4_goldens.R $(REFIN) $(REF)/fixtures
+	Rscript $(REF)/lme4_confint.R $(REFIN) $(REF)/fixtures/confint
+	Rscript $(REF)/lmertest.R $(REFIN) $(REF)/fixtures/lmertest
+	Rscript $(REF)/rlrsim.R $(REFIN) $(REF)/fixtures/rlrsim
+	Rscript $(REF)/anova.R $(REFIN) $(REF)/fixtures/anova
+	Rscript $(REF)/lme4_glmer.R $(REF)/fixtures/glmer
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check lmmlib tests
