@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import scipy.linalg
-from formulaic import model_matrix
+from formulaic import Formula, model_matrix
 
 from .errors import DataError, DataWarning, FormulaError
 from .formula import ParsedFormula, parse_formula
@@ -80,10 +81,16 @@ def _independent_columns(X: np.ndarray) -> np.ndarray:
     return keep & (norms > 0)
 
 
+@lru_cache(maxsize=256)
+def _formula(fixed: str) -> Formula:
+    """The parsed formulaic formula (parsing is the slow part of small fits)."""
+    return Formula(fixed)
+
+
 def fixed_matrix(fixed: str, frame: pd.DataFrame) -> tuple[np.ndarray, tuple[str, ...], Any]:
     """Fixed-effects model matrix, its lme4-style column names and formulaic spec."""
     try:
-        mm = model_matrix(fixed, frame, na_action="raise")
+        mm = model_matrix(_formula(fixed), frame, na_action="raise")
     except Exception as exc:
         raise FormulaError(f"cannot build the fixed-effects matrix for {fixed!r}: {exc}") from exc
     X = np.asarray(mm, dtype=float)

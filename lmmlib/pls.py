@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.linalg
 import scipy.sparse as sp
+from scipy.linalg.lapack import dpotrf
 
 from .coupling import make_coupling, symmetrize_lower
 from .design import Design
@@ -274,7 +275,9 @@ class PLS:
             S -= cdR.T @ cdR
             cd = np.vstack([cd, cdR])
             logdet += 2.0 * np.log(np.diag(LR)).sum()
-        LXy = np.linalg.cholesky(S)
+        LXy, info = dpotrf(S, lower=1)
+        if info != 0:
+            raise np.linalg.LinAlgError("fixed-effects Schur complement not positive definite")
         r2 = LXy[-1, -1] ** 2
         logdet_x = 2.0 * np.log(np.diagonal(LXy)[:-1]).sum()
         return L0, T, LR, cd, LXy, r2, logdet, logdet_x

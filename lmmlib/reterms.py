@@ -77,14 +77,32 @@ def _levels_of(col: pd.Series) -> list:
     return sorted(col.unique(), key=lambda v: (isinstance(v, str), v))
 
 
+def _single_codes(col: pd.Series) -> tuple[np.ndarray, list]:
+    """Codes 0..k-1 and the sorted observed levels of one grouping column.
+
+    Categorical columns keep their category order, others are sorted (numbers
+    numerically, as R sorts factor levels).
+    """
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        used, codes = np.unique(col.cat.codes.to_numpy(), return_inverse=True)
+        return codes.astype(np.int64), list(col.cat.categories[used])
+    try:
+        codes, uniques = pd.factorize(col, sort=True)
+        return codes.astype(np.int64), list(uniques)
+    except TypeError:  # mixed types: numbers first, then strings
+        levels = _levels_of(col)
+        return pd.Index(levels).get_indexer(col).astype(np.int64), levels
+
+
 def group_codes(frame: pd.DataFrame, factors: tuple[str, ...]) -> tuple[np.ndarray, pd.Index]:
     """Integer codes and level labels of a (possibly interacted) grouping factor."""
+    if len(factors) == 1:
+        codes, levels = _single_codes(frame[factors[0]])
+        return codes, pd.Index([str(v) for v in levels], name=factors[0])
     codes = np.zeros(len(frame), dtype=np.int64)
     labels: list[list[str]] = [[]]
     for name in factors:
-        levels = _levels_of(frame[name])
-        lookup = pd.Index(levels)
-        c = lookup.get_indexer(frame[name])
+        c, levels = _single_codes(frame[name])
         codes = codes * len(levels) + c
         labels = [a + [str(b)] for a in labels for b in levels]
     used, codes = np.unique(codes, return_inverse=True)
