@@ -126,7 +126,7 @@ def test_bootstrap_se_of_the_mean_is_the_closed_form(pulp_reml):
     # Balanced one-way design: beta* is the grand mean of y*, so without the BLUPs
     # (new effects) its s.d. is sqrt(s_b^2/4 + s^2/20), the model's own SE 0.1494
     # (course notes), and conditional on the BLUPs it is s/sqrt(20).
-    n = 800
+    n = 500
     new = bootstrap(pulp_reml, lambda m: m.fixef, n=n, seed=5)
     cond = bootstrap(pulp_reml, lambda m: m.fixef, n=n, seed=5, use_u=True)
     rel = 4 / np.sqrt(2 * (n - 1))  # 4 s.e. of a sample s.d., relative
