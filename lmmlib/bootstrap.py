@@ -314,14 +314,21 @@ def _names(stat: Callable, value: Any) -> list:
 
 def _stat_chunk(model, stat: Callable, use_u: bool, width: int, size: int,
                 ss: np.random.SeedSequence) -> np.ndarray:
-    """``stat`` of the refits to one chunk of simulated responses, shape (size, width)."""
+    """``stat`` of the refits to one chunk, shape (size, width); NaN rows for failed refits."""
+    out = np.full((size, width), np.nan)
     with blas_threads(1):
         Y = simulate_fit(model, size, np.random.default_rng(ss), use_u)
-        rows = [_as_values(stat(refit_fit(model, y))) for y in Y]
-    if any(r.size != width for r in rows):
-        raise LmmlibError(f"the statistic returned {sorted({r.size for r in rows})} values on "
-                          f"bootstrap refits but {width} on the fitted model")
-    return np.vstack(rows)
+        for i, y in enumerate(Y):
+            try:
+                fit = refit_fit(model, y)
+            except (LmmlibError, np.linalg.LinAlgError):
+                continue
+            row = _as_values(stat(fit))
+            if row.size != width:
+                raise LmmlibError(f"the statistic returned {row.size} values on a bootstrap "
+                                  f"refit but {width} on the fitted model")
+            out[i] = row
+    return out
 
 
 @dataclass(frozen=True, eq=False)
@@ -333,7 +340,7 @@ class BootstrapResult:
     observed : Series
         The statistic of the fitted model.
     replicates : DataFrame
-        One row per bootstrap refit, one column per component of the statistic.
+        One row per bootstrap refit (NaN if it failed), one column per component.
     n, seed : int
         Number of replicates and root seed (the same seed gives the same replicates).
     use_u : bool
@@ -358,7 +365,7 @@ class BootstrapResult:
 
     def ci(self, level: float = 0.95) -> pd.DataFrame:
         """Percentile intervals (R's default quantile type 7), columns as lme4's ``confint``."""
-        q = percentile_interval(self.replicates.to_numpy(), level)
+        q = percentile_interval(self.replicates.dropna(how="all").to_numpy(), level)
         a = (1 - level) / 2
         cols = [f"{100 * a:.3g} %", f"{100 * (1 - a):.3g} %"]
         return pd.DataFrame(q.T, index=self.replicates.columns, columns=cols)
@@ -408,6 +415,12 @@ def bootstrap(model, stat: Callable[[Any], Any], n: int = 1000, seed: int | None
     observed = pd.Series(_as_values(value), index=_names(stat, value), name="observed")
     task = partial(_stat_chunk, model, stat, bool(use_u), observed.size)
     rows = np.vstack(run_chunks(task, n, seed, n_jobs, progress, "bootstrap"))
+    failed = int(np.isnan(rows).all(axis=1).sum())
+    if failed == n:
+        raise LmmlibError("all bootstrap refits failed")
+    if failed:
+        warnings.warn(f"{failed} of {n} bootstrap refits failed; their rows are NaN and left "
+                      "out of se and ci", LmmlibWarning, stacklevel=2)
     replicates = pd.DataFrame(rows, columns=observed.index)
     return BootstrapResult(observed, replicates, n, seed, bool(use_u))
 

@@ -161,8 +161,25 @@ def test_statistic_shapes_and_names(pulp_reml):
     assert list(blups.observed.index) == ["a", "b", "c", "d"]
     # course notes: BLUP of operator a is -0.1219403
     assert blups.observed["a"] == pytest.approx(-0.1219403, abs=1e-6)
-    with pytest.raises(lmmlib.LmmlibError, match="values on bootstrap refits"):
+    with pytest.raises(lmmlib.LmmlibError, match="values on a bootstrap refit"):
         bootstrap(pulp_reml, lambda m: m.fixef if m is pulp_reml else [1.0, 2.0], n=2, seed=1)
+
+
+def test_failed_refits_are_nan_rows_with_a_warning(pulp_reml, monkeypatch):
+    refit = pulp_reml.refit
+
+    def flaky(y):
+        if y[0] > 60.0:
+            raise lmmlib.LmmlibError("no convergence")
+        return refit(y)
+
+    monkeypatch.setattr(pulp_reml, "refit", flaky)
+    with pytest.warns(lmmlib.LmmlibWarning, match="bootstrap refits failed"):
+        res = bootstrap(pulp_reml, lambda m: m.fixef, n=40, seed=2)
+    failed = res.replicates.isna().all(axis=1)
+    assert 0 < failed.sum() < 40
+    assert np.isfinite(res.se.iloc[0]) and np.isfinite(res.ci().to_numpy()).all()
+    np.testing.assert_allclose(res.ci().iloc[0], np.quantile(res.replicates.dropna(), [.025, .975]))
 
 
 def test_identical_for_any_n_jobs(pulp_models, pulp_reml):
