@@ -213,12 +213,12 @@ def _as_ml(model, role: str):
     """``model`` itself, or its ML refit (with a warning) if it was fitted by REML."""
     if not model.reml:
         return model
-    from .fit import lmer
+    from .anova import ml_fit
 
     warnings.warn(f"the {role} model {model.formula!r} was fitted by REML; likelihood-ratio "
                   "tests compare ML fits, so it is refitted with reml=False", LmmlibWarning,
                   stacklevel=3)
-    return lmer(model.formula, model.design.frame, reml=False)
+    return ml_fit(model)
 
 
 def _check_nested(null, alt) -> int:
