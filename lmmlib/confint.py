@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 from scipy.interpolate import CubicSpline
 from scipy.stats import norm
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .errors import LmmlibError, LmmlibWarning
 from .hessian import VarPars
