@@ -93,7 +93,8 @@ class AnovaTable(pd.DataFrame):
         head = "<br>".join(html.escape(h) for h in getattr(self, "heading", []))
         notes = "".join(f"<p><em>Note:</em> {html.escape(n)}</p>"
                         for n in getattr(self, "notes", []))
-        return f"<p>Models:<br>{head}</p>{pd.DataFrame(self)._repr_html_()}{notes}"
+        table = pd.DataFrame(self).to_html(na_rep="", float_format=lambda v: f"{v:.6g}")
+        return f"<p>Models:<br>{head}</p>{table}{notes}"
 
 
 def fit_design(design: Design, reml: bool, start: np.ndarray | None = None) -> LinearMixedModel:

@@ -53,9 +53,9 @@ def lmer(formula: str, data: Any, reml: bool = True, *, start: np.ndarray | None
     --------
     >>> m = lmer("weight ~ weeks + (1 | id)", lmmlib.datasets.load("pig"))  # doctest: +SKIP
     """
-    design = build_design(formula, data)
-    theta0 = design.theta0() if start is None else np.asarray(start, dtype=float)
     with blas_threads(1):
+        design = build_design(formula, data)
+        theta0 = design.theta0() if start is None else np.asarray(start, dtype=float)
         pls = PLS(design)
         opt = minimize_theta(lambda th: pls.objective(th, reml), theta0, design.lower(),
                              ftol_abs=ftol_abs, xtol_abs=xtol_abs)

@@ -18,6 +18,7 @@ import scipy.linalg
 from .design import Design, build_design
 from .errors import DataError
 from .frame import as_frame
+from .threads import blas_threads
 
 __all__ = ["LinearModel", "lm"]
 
@@ -150,7 +151,8 @@ def lm(formula: str, data: Any) -> LinearModel:
     -------
     LinearModel
     """
-    design = build_design(formula, data, require_random=False)
-    if design.formula.is_mixed:
-        raise DataError(f"formula {formula!r} has random terms; use lmmlib.lmer")
-    return LinearModel(design)
+    with blas_threads(1):
+        design = build_design(formula, data, require_random=False)
+        if design.formula.is_mixed:
+            raise DataError(f"formula {formula!r} has random terms; use lmmlib.lmer")
+        return LinearModel(design)
