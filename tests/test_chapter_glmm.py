@@ -1,0 +1,130 @@
+"""Chapter 7 (a Poisson GLMM) reproduces lme4 and the exact integrals from its glued values.
+
+Sources of the expected values:
+
+- tests/reference/fixtures/glmer/grouseticks_c.json: lme4 1.1-31 (R 4.2.2),
+  ``glmer(TICKS ~ YEAR + cHEIGHT + (1 | BROOD) + (1 | LOCATION), poisson)``,
+  written by tests/reference/lme4_glmer.R;
+- lme4 1.1-31 run by hand on the chapter's simulated counts (seed 2016) and on
+  the grouse model with ``(1 | INDEX)``, with tight control (nloptwrap,
+  xtol_abs = ftol_abs = 1e-12, tolPwrss = 1e-10) unless stated;
+- closed forms and scipy.integrate.quad (computed in the chapter itself), for
+  the identities of the Laplace approximation and adaptive quadrature.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from test_chapters import executed, glued, number
+
+GLMER = Path(__file__).parent / "reference" / "fixtures" / "glmer"
+
+
+@pytest.fixture(scope="module")
+def values() -> dict[str, float]:
+    return {k: number(v) for k, v in glued(executed("glmm")).items()}
+
+
+@pytest.fixture(scope="module")
+def grouse_fx() -> dict:
+    return json.loads((GLMER / "grouseticks_c.json").read_text())
+
+
+def test_simulated_data_are_reproducible(values):
+    # numpy default_rng(2016): 10 sites x 3 counts, site 1 all zeros, site 9 counts 4, 5, 8
+    assert values["sim_n"] == 30
+    assert values["sim_zero_sites"] == 1
+    assert values["sim_zero_site"] == 1
+    assert values["sim_max_site"] == 9
+    assert values["sim_max_total"] == 17
+
+
+def test_simulated_laplace_fit_matches_lme4(values):
+    # lme4 1.1-31 by hand, glmer(count ~ 1 + (1 | site), poisson), tight control
+    assert values["sim_lap_beta0"] == pytest.approx(0.361412364124, abs=2e-6)
+    assert values["sim_lap_tau"] == pytest.approx(0.746098005593, abs=2e-6)
+    assert values["sim_lap_loglik"] == pytest.approx(-48.837917880380, abs=1e-7)
+    assert values["sim_lap_se_beta0"] == pytest.approx(0.297782116298, rel=1e-4)
+    # ranef(m, condVar = TRUE), site 1
+    assert values["lmm_mode1"] == pytest.approx(-0.938112949517, abs=2e-6)
+    assert values["lmm_sd1"] == pytest.approx(0.535927859125, abs=2e-6)
+
+
+def test_simulated_agq_fit_matches_lme4(values):
+    # lme4 1.1-31 by hand, nAGQ = 10, tight control; its logLik omits the saturated
+    # log-likelihood sum(dpois(y, y, log = TRUE)) = -30.2958554544 (lme4 issue #161)
+    assert values["sim_agq_beta0"] == pytest.approx(0.359714173255, abs=2e-6)
+    assert values["sim_agq_tau"] == pytest.approx(0.753975015879, abs=2e-6)
+    assert values["sim_agq_sat"] == pytest.approx(-30.2958554544, abs=1e-9)
+    assert values["sim_agq_lme4_scale"] == pytest.approx(-18.525586168568, abs=1e-7)
+    assert values["sim_agq_loglik"] == pytest.approx(-18.525586168568 - 30.2958554544,
+                                                     abs=1e-7)
+
+
+def test_inner_newton_reaches_the_conditional_mode(values):
+    # the scalar PIRLS of the chapter and lmmlib's ranef are the same maximiser;
+    # the conditional SD is 1/sqrt(-f''(mode)) (closed form)
+    assert values["newton_mode"] == pytest.approx(values["lmm_mode1"], abs=1e-10)
+    assert values["newton_sd"] == pytest.approx(values["lmm_sd1"], abs=1e-10)
+    assert values["newton_grad_last"] < 1e-10
+
+
+def test_laplace_and_agq_against_exact_integrals(values):
+    # AGQ with 25 nodes equals the quad integrals (the exact log-likelihood)
+    assert values["agq25_minus_exact"] == pytest.approx(0.0, abs=1e-6)
+    assert values["loglik_agq25_at"] == pytest.approx(values["exact_total"], abs=1e-6)
+    # deviance_at(nAGQ=1) is the sum of the per-site Laplace formulas
+    assert values["lap_minus_laplace_total"] == pytest.approx(0.0, abs=1e-8)
+    assert values["loglik_lap_at"] == pytest.approx(values["sim_lap_loglik"], abs=1e-8)
+    # the Laplace error at the estimates (quad): per site of order 3e-3, total -0.016
+    assert values["lap_err_site1"] == pytest.approx(0.0032279, abs=1e-6)
+    assert values["lap_err_site_max"] == pytest.approx(-0.0032381, abs=1e-6)
+    assert values["laplace_total_err"] == pytest.approx(-0.0160319, abs=1e-6)
+    # the leading term of the Laplace expansion explains each site's error
+    assert values["lap_lead_maxdiff"] < 5e-4
+    # ten nodes are within 1e-4 of exact; AGQ(10) fit's loglik within 1e-4 of AGQ(25)
+    assert abs(values["agq10_err"]) < 1e-4
+    assert values["sim_agq_vs_25"] < 1e-4
+
+
+def test_hessian_standard_errors(values):
+    # seed 003: SE = sqrt(diag(2 H^-1)) of the deviance; by hand == lmmlib's varpar_se/se
+    assert values["se_tau_hand"] == pytest.approx(values["se_tau_lmm"], rel=1e-4)
+    assert values["se_beta_hand"] == pytest.approx(values["sim_lap_se_beta0"], rel=1e-4)
+    # pooled Poisson SE of log(mean): 1/sqrt(sum y) = 1/sqrt(56) (closed form)
+    assert values["se_pooled"] == pytest.approx(56 ** -0.5, rel=1e-12)
+
+
+def test_grouseticks_matches_lme4_fixture(values, grouse_fx):
+    fx = grouse_fx
+    assert values["gt_n"] == fx["nobs"]
+    assert values["gt_broods"] == fx["ngroups"]["BROOD"]
+    assert values["gt_locations"] == fx["ngroups"]["LOCATION"]
+    assert values["gt_loglik"] == pytest.approx(fx["loglik"], abs=1e-4)
+    assert values["gt_loglik"] >= fx["loglik_tight"] - 1e-6
+    beta = fx["beta"]["values"]
+    for key, expected in zip(["gt_b0", "gt_b_96", "gt_b_97", "gt_b_height"], beta, strict=True):
+        assert values[key] == pytest.approx(expected, rel=1e-3), key
+    assert values["gt_tau_brood"] == pytest.approx(fx["theta"][0], rel=1e-3)
+    assert values["gt_tau_loc"] == pytest.approx(fx["theta"][1], rel=1e-3)
+    assert values["gt_se_b0"] == pytest.approx(fx["se"][0], rel=1e-2)
+    assert values["gt_se_height"] == pytest.approx(fx["se"][3], rel=1e-2)
+    # the lme4 numbers quoted in the chapter are the fixture's
+    assert values["gt_lme4_loglik"] == pytest.approx(fx["loglik"], abs=1e-9)
+    assert values["gt_lme4_b_height"] == pytest.approx(beta[3], abs=1e-12)
+
+
+def test_grouseticks_observation_level_effect(values):
+    # lme4 1.1-31 by hand, + (1 | INDEX), default control: logLik -890.2713534928137,
+    # theta (INDEX, BROOD, LOCATION) = 0.5415093, 0.7500333, 0.5287195; tight: -890.271353491
+    assert values["od_lme4_loglik"] == pytest.approx(-890.2713534928137, abs=1e-9)
+    assert values["od_loglik"] == pytest.approx(-890.271353491, abs=1e-4)
+    assert values["od_loglik_diff"] > 0  # the prose says lmmlib's optimum is higher
+    assert values["od_sd_index"] == pytest.approx(0.5415093, rel=1e-3)
+    assert values["od_sd_brood"] == pytest.approx(0.7500333, rel=1e-3)
+    assert values["od_nre"] == 403 + 118 + 63
+    # AIC: lme4 1794.54270698 (tight) vs the fixture's 1987.87631388892
+    assert values["od_aic_drop"] == pytest.approx(1987.87631388892 - 1794.54270698, abs=2e-4)
