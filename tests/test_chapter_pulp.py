@@ -1,0 +1,96 @@
+"""Chapter 4 (paper pulp brightness) reproduces the STAT 528 numbers (seed 002).
+
+The chapter is executed once per session by ``test_chapters.executed``; the
+glued values are compared with what the course notes print.  Bootstrap values
+(seed 528 in the chapter) are compared within a few Monte Carlo standard
+errors, since the notes used R's random numbers.
+"""
+
+from __future__ import annotations
+
+import pytest
+from test_chapters import executed, glued, number
+
+
+@pytest.fixture(scope="module")
+def values() -> dict[str, float]:
+    return {key: number(text) for key, text in glued(executed("pulp")).items()}
+
+
+def test_fixed_effects_anova(values):
+    # seed 002: summary(aov(bright ~ operator)): F 4.204, Pr(>F) 0.0226, MSE 0.1062, mean 60.40
+    assert values["aov_F"] == pytest.approx(4.204, abs=5e-4)
+    assert values["aov_p"] == pytest.approx(0.0226, abs=5e-5)
+    assert values["mse"] == pytest.approx(0.10625, abs=1e-6)
+    assert values["aov_mu"] == pytest.approx(60.40, abs=1e-9)
+    # seed 002: the fourth sum-contrast effect 0.16 + 0.34 - 0.22 = 0.28
+    assert values["alpha_d"] == pytest.approx(0.28, abs=1e-9)
+
+
+def test_moment_estimator_equals_reml(values):
+    # seed 002: (MSA - MSE)/n = 0.0681; lmer REML variances 0.06808 and 0.10625
+    assert values["tau2_mom"] == pytest.approx(0.0681, abs=5e-5)
+    assert values["tau2_reml"] == pytest.approx(0.068083, abs=1e-6)
+    assert values["sigma2_reml"] == pytest.approx(0.106250, abs=1e-6)
+    # closed form: balanced one-way REML = ANOVA estimator (optimiser tolerance)
+    assert values["tau2_diff"] < 1e-6
+    assert values["sigma2_diff"] < 1e-6
+
+
+def test_reml_fixed_effect(values):
+    # seed 002: summary(mmmod): (Intercept) 60.4000, Std. Error 0.1494; REML criterion 18.6
+    assert values["beta0"] == pytest.approx(60.4, abs=1e-6)
+    assert values["beta0_se"] == pytest.approx(0.1494, abs=5e-5)
+    assert values["reml_crit"] == pytest.approx(18.6, abs=0.05)
+    # closed form: se = sqrt(MSA / (a n))
+    assert values["beta0_se_closed"] == pytest.approx(values["beta0_se"], abs=1e-5)
+
+
+def test_likelihood_ratio_test(values):
+    # seed 002: 2*(logLik(smod) - logLik(nullmod)) = 2.568371; pchisq(., 1, lower=FALSE) = 0.1090199
+    assert values["lrt"] == pytest.approx(2.568371, abs=1e-6)
+    assert values["lrt_p_chisq"] == pytest.approx(0.1090199, abs=1e-6)
+    # closed form: the 50:50 mixture halves the chi-square p-value; LRT as a function of F
+    assert values["lrt_p_mix"] == pytest.approx(0.1090199 / 2, abs=1e-6)
+    assert values["lrt_closed"] == pytest.approx(2.568371, abs=1e-6)
+
+
+def test_exact_rlrt(values):
+    # RLRsim fixture tests/reference/fixtures/rlrsim/pulp.json: RLRT 3.4701, p 0.02307 (1e5 draws);
+    # closed form: the exact p-value is the F test's 0.0226; point mass P(F(3,16) <= 1) = 0.5818
+    assert values["rlrt_stat"] == pytest.approx(3.470148, abs=1e-5)
+    assert values["rlrt_p"] == pytest.approx(0.0226, abs=3 * values["rlrt_mcse"])
+    assert values["rlrt_zero"] == pytest.approx(values["rlrt_zero_exact"], abs=0.005)
+
+
+def test_bootstrap_lrt(values):
+    # seed 002 (B = 1000): mean(lrtstat > 2.568371) = 0.026, s.e. 0.00503,
+    # mean(lrtstat < 1e-5) = 0.69
+    assert values["boot_n"] == 1000
+    assert values["boot_p_prop"] == pytest.approx(0.026, abs=3 * 0.00503)
+    assert values["boot_p"] == pytest.approx(0.026, abs=3 * 0.00503)
+    assert values["boot_mcse"] == pytest.approx(0.00503, abs=0.0015)
+    assert values["boot_zero"] == pytest.approx(0.69, abs=3 * values["boot_zero_mcse"])
+    # closed form: the ML LRT is 0 exactly when F <= a/(a-1): P(F(3,16) <= 4/3) = 0.70148
+    assert values["lrt_zero_exact"] == pytest.approx(0.70148, abs=1e-5)
+
+
+def test_blup_shrinkage_ratio(values):
+    # seed 002: cc[[1]]$operator / ranef(mmod)$operator = 1.312117 for every operator
+    assert values["ratio"] == pytest.approx(1.312117, abs=2e-6)
+    assert values["ratio_spread"] < 1e-6
+    # closed form: ratio = F / (F - 1) in the balanced one-way layout
+    assert values["ratio_closed"] == pytest.approx(1.312117, abs=2e-6)
+    # seed 002: ranef(mmod)$operator a -0.1219403, d 0.2133955; fixef + ranef a 60.27806
+    assert values["blup_a"] == pytest.approx(-0.1219403, abs=2e-6)
+    assert values["blup_d"] == pytest.approx(0.2133955, abs=2e-6)
+    assert values["pred_a"] == pytest.approx(60.27806, abs=2e-5)
+
+
+def test_prediction_intervals(values):
+    # seed 002: quantile(pv, c(0.025, 0.975)): new operator 59.62780 61.24264,
+    # operator a 59.60897 60.97931 (B = 1000; percentile endpoints carry MC error ~0.03)
+    assert values["pi_new_lo"] == pytest.approx(59.62780, abs=0.1)
+    assert values["pi_new_hi"] == pytest.approx(61.24264, abs=0.1)
+    assert values["pi_a_lo"] == pytest.approx(59.60897, abs=0.1)
+    assert values["pi_a_hi"] == pytest.approx(60.97931, abs=0.1)
