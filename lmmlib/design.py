@@ -117,6 +117,56 @@ def _drop_dependent(X: np.ndarray, names: tuple[str, ...]) -> tuple[np.ndarray, 
     return X[:, keep], tuple(n for n, k in zip(names, keep, strict=True) if k), dropped
 
 
+SCALE_TOL = 1e3  # lme4's checkScaleX tolerance
+DENSE_RANK_MAX = 5000
+
+
+def _check_scales(columns: dict[str, np.ndarray]) -> None:
+    """Warn, as lme4 does, when continuous predictors have very different scales."""
+    sds = {n: float(np.std(v, ddof=1)) for n, v in columns.items()
+           if v.size > 1 and not np.all(np.isin(v, (0.0, 1.0))) and np.ptp(v) > 0}
+    if not sds:
+        return
+    logs = np.log(np.array(list(sds.values())))
+    if np.max(np.abs(logs)) > np.log(SCALE_TOL) or np.ptp(logs) > np.log(SCALE_TOL):
+        worst = sorted(sds, key=lambda n: -abs(np.log(sds[n])))[:3]
+        warnings.warn(
+            "some predictor variables are on very different scales "
+            f"(standard deviations: {', '.join(f'{n} {sds[n]:.3g}' for n in worst)}): "
+            "consider rescaling",
+            DataWarning,
+            stacklevel=3,
+        )
+
+
+def _check_exact_fit(X: np.ndarray, blocks: list[Block]) -> None:
+    """Refuse designs whose fixed and random effects can reproduce y exactly.
+
+    Then rank([X Z]) = n, the residual variance can go to 0 and the likelihood
+    is unbounded.  Only possible when p + Σ levels·q ≥ n, which is checked first.
+    """
+    n, p = X.shape
+    total = p + sum(b.nlevels * b.q for b in blocks)
+    if total < n:
+        return
+    if n > DENSE_RANK_MAX:
+        warnings.warn(f"{total} fixed and random effects for {n} observations: the "
+                      "residual variance may not be identifiable", DataWarning, stacklevel=3)
+        return
+    cols = [X]
+    for b in blocks:
+        Zd = np.zeros((n, b.nlevels * b.q))
+        for j in range(b.q):
+            Zd[np.arange(n), b.codes * b.q + j] = b.Z[:, j]
+        cols.append(Zd)
+    if np.linalg.matrix_rank(np.hstack(cols)) >= n:
+        raise DataError(
+            f"the fixed and random effects can reproduce the response exactly "
+            f"(rank of [X Z] = {n} observations): no residual information, the "
+            "likelihood is unbounded"
+        )
+
+
 def build_design(formula: str | ParsedFormula, data: Any, *, require_random: bool = True,
                  residual: bool = True) -> Design:
     """Build the design of a (mixed) linear model.
@@ -156,6 +206,12 @@ def build_design(formula: str | ParsedFormula, data: Any, *, require_random: boo
     for b in blocks:
         if not np.isfinite(b.Z).all():
             raise DataError(f"random-effect covariates of {b.factor!r} contain inf or NaN values")
+    if residual:
+        _check_exact_fit(X, blocks)
+    columns = {n: X[:, j] for j, n in enumerate(names)}
+    columns.update({f"{n} | {b.factor}": b.Z[:, j] for b in blocks
+                    for j, n in enumerate(b.colnames)})
+    _check_scales(columns)
     if X.shape[1] >= len(y):
         raise DataError(f"{X.shape[1]} fixed effects for {len(y)} observations: too few data")
     return Design(parsed, frame, y, X, names, tuple(blocks), tuple(reterms), spec, specs, dropped)

@@ -83,6 +83,18 @@ def _drop_missing(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+def _drop_unused_levels(frame: pd.DataFrame) -> pd.DataFrame:
+    """Remove categories with no rows (R's droplevels): no empty dummy columns."""
+    unused = [c for c in frame.columns if isinstance(frame[c].dtype, pd.CategoricalDtype)
+              and len(frame[c].cat.categories) > frame[c].nunique()]
+    if not unused:
+        return frame
+    frame = frame.copy()
+    for c in unused:
+        frame[c] = frame[c].cat.remove_unused_categories()
+    return frame
+
+
 def response_vector(frame: pd.DataFrame, response: str) -> np.ndarray:
     """The response as a float vector; a non-numeric or constant response is an error."""
     if response in frame.columns:
@@ -126,8 +138,14 @@ def model_frame(parsed: ParsedFormula, data: Any) -> pd.DataFrame:
     -----
     DataWarning
         When rows with missing values are dropped (the message counts them).
+
+    Notes
+    -----
+    Categories of pandas ``Categorical`` columns without any (remaining) row are
+    dropped, as R's factors drop unused levels; the first remaining category
+    is the reference level.
     """
     data = as_frame(data)
     names = required_columns(parsed)
     _check_columns(data, names)
-    return _drop_missing(data.loc[:, names])
+    return _drop_unused_levels(_drop_missing(data.loc[:, names]))
