@@ -2,15 +2,19 @@
 
 Fitting: :func:`lmer` (lme4-style mixed models), :func:`glmer` (Poisson and
 binomial GLMMs), :func:`lm` (ordinary least squares).  Inference:
-:func:`anova`, :func:`exact_rlrt`, Satterthwaite t-tests (``coef_table``),
+:func:`anova`, :func:`exact_rlrt`, :func:`bootstrap_lrt`, :func:`lmmlib.bootstrap.bootstrap`,
+:func:`prediction_interval`, Satterthwaite t-tests (``coef_table``),
 profile likelihood and ``confint``, :func:`varpar_se`.  Textbook side:
 :func:`gls`, :func:`marginal_covariance`, :func:`blup`, :func:`icc`,
 :func:`shrinkage`, :func:`effective_df`, :func:`moment_estimator`.  Data:
-:mod:`lmmlib.datasets`; plots: :mod:`lmmlib.plots` (imported on demand).
+:mod:`lmmlib.datasets`; plots: :mod:`lmmlib.plots` (imported on demand); data
+cloning: :mod:`lmmlib.cloning`; the Neyman–Scott problem: :mod:`lmmlib.neyman_scott`.
 """
 
 from .anova import aic_table, anova, chisq_mixture_pvalue, drop_level_screen
 from .aov import aov_table, moment_estimator
+from .batch import batch_refit
+from .bootstrap import BootstrapLRT, BootstrapResult, bootstrap_lrt
 from .errors import (
     ConvergenceWarning,
     DataError,
@@ -30,6 +34,7 @@ from .hessian import varpar_se
 from .icc import icc
 from .lm import LinearModel, lm
 from .model import LinearMixedModel
+from .predint import prediction_interval
 from .rlrt import RLRTResult, exact_rlrt
 from .shrinkage import effective_df, shrinkage, stratified_fit
 
@@ -60,11 +65,15 @@ __all__ = [
     "LinearModel",
     "LmmlibError",
     "LmmlibWarning",
+    "BootstrapLRT",
+    "BootstrapResult",
     "RLRTResult",
     "SingularFitWarning",
     "aic_table",
     "anova",
     "aov_table",
+    "batch_refit",
+    "bootstrap_lrt",
     "blup",
     "chisq_mixture_pvalue",
     "drop_level_screen",
@@ -77,6 +86,7 @@ __all__ = [
     "lmer",
     "marginal_covariance",
     "moment_estimator",
+    "prediction_interval",
     "shrinkage",
     "stratified_fit",
     "varpar_se",

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
 from scipy import stats
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .batch import batch_refit, supports_batch
 from .errors import DataError, LmmlibError, LmmlibWarning

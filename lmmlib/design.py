@@ -22,9 +22,10 @@ from formulaic import Formula, model_matrix
 from .errors import DataError, DataWarning, FormulaError
 from .formula import ParsedFormula, parse_formula
 from .frame import model_frame, response_vector
-from .reterms import Block, ReTerm, build_blocks
+from .reterms import Block, ReTerm, build_blocks, group_codes
 
-__all__ = ["Design", "build_design", "fixed_matrix"]
+__all__ = ["Design", "block_covariates", "block_rows", "build_design", "fixed_matrix",
+           "fixed_rows"]
 
 RANK_TOL = 1e-7
 
@@ -215,3 +216,41 @@ def build_design(formula: str | ParsedFormula, data: Any, *, require_random: boo
     if X.shape[1] >= len(y):
         raise DataError(f"{X.shape[1]} fixed effects for {len(y)} observations: too few data")
     return Design(parsed, frame, y, X, names, tuple(blocks), tuple(reterms), spec, specs, dropped)
+
+
+def fixed_rows(design: Design, frame: pd.DataFrame) -> np.ndarray:
+    """Fixed-effects model matrix of new rows, with the fitted design's columns."""
+    spec = design.fixed_spec
+    try:
+        X = np.asarray(spec.get_model_matrix(frame), dtype=float)
+    except Exception as exc:
+        raise DataError(f"cannot build the fixed effects for newdata: {exc}") from exc
+    keep = [i for i, name in enumerate(spec.column_names) if _rename(name) in design.xnames]
+    return X[:, keep]
+
+
+def block_covariates(design: Design, block: Block, frame: pd.DataFrame) -> np.ndarray:
+    """Random-effects covariates of new rows for one block (its Z columns, per row)."""
+    parts = []
+    for t in design.reterms:
+        if t.factor == block.factor:
+            spec = design.term_specs[f"({t.expr} | {t.factor})"]
+            try:
+                parts.append(np.asarray(spec.get_model_matrix(frame), dtype=float))
+            except Exception as exc:
+                raise DataError(f"cannot build ({t.expr} | {t.factor}) for newdata: {exc}") from exc
+    return np.hstack(parts)
+
+
+def block_rows(design: Design, block: Block, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Random-effects covariates of new rows for one block and their level codes.
+
+    Levels not seen in the fit get code −1 (their effect is taken as 0).
+    """
+    factors = tuple(block.factor.split(":"))
+    missing = [f for f in factors if f not in frame.columns]
+    if missing:
+        raise DataError(f"newdata lacks the grouping column(s) {', '.join(missing)}; "
+                        "use re=False for population predictions")
+    codes, labels = group_codes(frame, factors)
+    return block_covariates(design, block, frame), block.levels.get_indexer(labels)[codes]

@@ -8,13 +8,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .design import Design
-from .errors import DataError
+from .design import Design, block_rows, fixed_rows
 from .frame import as_frame
 from .optimize import OptSummary
 from .pls import PLS, PLSSolution
 from .ranef import block_condvars, block_effects, ranef_frame
-from .reterms import group_codes
 from .simulate import as_generator, simulate_responses
 from .varcomp import term_covariances, varcorr_frame
 
@@ -166,23 +164,12 @@ class LinearMixedModel:
         effects = block_effects(self._sol, self.design.blocks)
         for block, eff in zip(self.design.blocks, effects, strict=True):
             if known:
-                codes, Z = block.codes, block.Z
+                Z, codes = block.Z, block.codes
             else:
-                Z = self._new_block_z(block, frame)
-                labels = group_codes(frame, tuple(block.factor.split(":")))[1]
-                codes_new = group_codes(frame, tuple(block.factor.split(":")))[0]
-                codes = block.levels.get_indexer(labels)[codes_new]
+                Z, codes = block_rows(self.design, block, frame)
             hit = codes >= 0
             total[hit] += np.einsum("ij,ij->i", Z[hit], eff[codes[hit]])
         return total
-
-    def _new_block_z(self, block, frame: pd.DataFrame) -> np.ndarray:
-        parts = []
-        for t in self.design.reterms:
-            if t.factor == block.factor:
-                spec = self.design.term_specs[f"({t.expr} | {t.factor})"]
-                parts.append(np.asarray(spec.get_model_matrix(frame), dtype=float))
-        return np.hstack(parts)
 
     @cached_property
     def fitted(self) -> pd.Series:
@@ -215,13 +202,7 @@ class LinearMixedModel:
             return self.fitted.copy() if re else pd.Series(
                 self.design.X @ self._sol.beta, index=self.design.frame.index)
         frame = as_frame(newdata)
-        try:
-            X = np.asarray(self.design.fixed_spec.get_model_matrix(frame), dtype=float)
-        except Exception as exc:
-            raise DataError(f"cannot build the fixed effects for newdata: {exc}") from exc
-        X = X[:, [i for i, n in enumerate(self.design.fixed_spec.column_names)
-                  if ("(Intercept)" if n == "Intercept" else n) in self.design.xnames]]
-        eta = X @ self._sol.beta
+        eta = fixed_rows(self.design, frame) @ self._sol.beta
         if re:
             eta = eta + self._zb(frame, known=False)
         return pd.Series(eta, index=frame.index, name="predicted")

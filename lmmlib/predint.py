@@ -39,6 +39,7 @@ from .bootstrap import (
     root_seed,
     run_chunks,
 )
+from .design import block_covariates, fixed_rows
 from .errors import DataError, LmmlibError
 from .frame import as_frame
 from .model import LinearMixedModel
@@ -56,18 +57,6 @@ class _Target:
     known: tuple[int, ...]  # per block, level code of a known group or -1 for a new one
     scale: tuple[np.ndarray, ...]  # per block, σ̂Λ̂_b: a new effect is scale @ N(0, I)
     sigma: float  # residual standard deviation of the original fit
-
-
-def _fixed_rows(model: LinearMixedModel, frame: pd.DataFrame) -> np.ndarray:
-    """Fixed-effects model matrix of new rows, with the fitted model's columns."""
-    spec = model.design.fixed_spec
-    try:
-        X = np.asarray(spec.get_model_matrix(frame), dtype=float)
-    except Exception as exc:
-        raise DataError(f"cannot build the fixed effects for newdata: {exc}") from exc
-    keep = [i for i, name in enumerate(spec.column_names)
-            if ("(Intercept)" if name == "Intercept" else name) in model.design.xnames]
-    return X[:, keep]
 
 
 def _known_codes(model: LinearMixedModel, group: Any) -> tuple[int, ...]:
@@ -104,9 +93,9 @@ def _target(model: LinearMixedModel, newdata: Any, group: Any) -> tuple[_Target,
     if len(frame) == 0:
         raise DataError("newdata has no rows")
     blocks = model.design.blocks
-    Z = tuple(model._new_block_z(b, frame) for b in blocks)
+    Z = tuple(block_covariates(model.design, b, frame) for b in blocks)
     scale = tuple(model.sigma * b.lam(model.theta) for b in blocks)
-    target = _Target(_fixed_rows(model, frame), Z, _known_codes(model, group), scale,
+    target = _Target(fixed_rows(model.design, frame), Z, _known_codes(model, group), scale,
                      model.sigma)
     return target, frame.index
 
