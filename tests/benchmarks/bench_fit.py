@@ -228,13 +228,26 @@ def machine_info() -> dict[str, str]:
         "numpy": np.__version__,
         "scipy": version("scipy"),
         "pandas": pd.__version__,
-        "lmmlib": lmmlib.__version__,
+        "lmmlib": f"{lmmlib.__version__} ({git_revision()})",
         "statsmodels": version("statsmodels"),
         "mixedlm": version("mixedlm"),
         "thread env at start": env,
         "thread env during the run": f"RAYON_NUM_THREADS={os.environ.get('RAYON_NUM_THREADS')}",
         "BLAS during timed fits": blas,
     }
+
+
+def git_revision() -> str:
+    """Commit of the checkout being benchmarked, and whether lmmlib/ has local edits."""
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True,
+                             capture_output=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no",
+                                "lmmlib"], cwd=ROOT, text=True, capture_output=True,
+                               check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "git revision unknown"
+    return f"git {rev}" + (", lmmlib/ has uncommitted changes" if dirty else "")
 
 
 def fixture(name: str) -> dict | None:
