@@ -76,6 +76,11 @@ class SparseScalarCoupling:
         self.positions, slot = np.unique(index, return_inverse=True)
         self.P = sp.csr_matrix((values, (slot, rows)), shape=(self.positions.size, M.shape[0]))
         self.P.sum_duplicates()
+        self.position_rows, self.position_cols = np.divmod(self.positions, self.QR)
+
+    def values(self, s: np.ndarray) -> np.ndarray:
+        """The nonzeros of Mᵀ diag(s²) M at :attr:`positions`."""
+        return self.P @ (s * s)
 
     @staticmethod
     def pairs(M: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
@@ -109,7 +114,7 @@ class SparseScalarCoupling:
         triangular) or symmetrises it first (:func:`symmetrize_lower`).
         """
         G = np.zeros(self.QR * self.QR)
-        G[self.positions] = self.P @ (s * s)
+        G[self.positions] = self.values(s)
         return G.reshape(self.QR, self.QR)
 
     def tmul(self, s: np.ndarray, c: np.ndarray, theta: np.ndarray, rmul: Rmul) -> np.ndarray:

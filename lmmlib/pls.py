@@ -24,6 +24,7 @@ factored level by level in a batched fashion.
 from __future__ import annotations
 
 import copy
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,10 +35,12 @@ from scipy.linalg.lapack import dpotrf
 from .coupling import make_coupling, symmetrize_lower
 from .design import Design
 from .reterms import Block
+from .threads import blas_threads
 
 __all__ = ["PLS", "PLSSolution", "z_matrix"]
 
 LOG2PI = np.log(2.0 * np.pi)
+DENSE_THREADS_MIN = 600  # random effects beyond the first factor worth several BLAS threads
 
 
 def z_matrix(block: Block) -> sp.csr_matrix:
@@ -186,6 +189,9 @@ class PLS:
             self.ZRtZR = (self._ZR.T @ self._ZR).toarray()
             self.coupling = make_coupling(self._Z0, self._ZR, self.k0, self.q0)
         self._rest_scalar = all(b.q == 1 for b in self.rest)
+        self._zrtzr_diag = None
+        if self.rest and not np.count_nonzero(self.ZRtZR - np.diag(np.diag(self.ZRtZR))):
+            self._zrtzr_diag = np.diag(self.ZRtZR).copy()
         self._rest_sizes = [b.nlevels for b in self.rest]
         self._xpinv = np.linalg.pinv(X) if self.p else np.zeros((0, self.n))
         self._set_response(design.y if y is None else y)
@@ -209,6 +215,10 @@ class PLS:
         new = copy.copy(self)
         new._set_response(y)
         return new
+
+    def _dense_threads(self):
+        """All cores for a large dense factorisation, one thread for small ones."""
+        return blas_threads(os.cpu_count() if self.QR >= DENSE_THREADS_MIN else 1)
 
     # -- Λ for the blocks after the first, applied without forming it ------------
     def _rest_scales(self, theta: np.ndarray) -> np.ndarray | None:
@@ -234,8 +244,10 @@ class PLS:
     def _rest_matrix(self, theta: np.ndarray, state) -> np.ndarray:
         """Λ_Rᵀ(Z_RᵀZ_R)Λ_R + I − TᵀT; only the lower triangle is guaranteed."""
         coupling, rmul = self.coupling, self._rmul_rest
-        gram = coupling.gram(state, theta, rmul)
         scales = self._rest_scales(theta)
+        if not coupling.scaled and scales is not None and self._zrtzr_diag is not None:
+            return self._rest_matrix_sparse(state, scales)
+        gram = coupling.gram(state, theta, rmul)
         if coupling.scaled:
             A = rmul(rmul(self.ZRtZR, theta).T, theta) - gram
         elif scales is not None:
@@ -247,12 +259,22 @@ class PLS:
         A[np.diag_indices_from(A)] += 1.0
         return A
 
+    def _rest_matrix_sparse(self, state, scales: np.ndarray) -> np.ndarray:
+        """The same matrix when Z_RᵀZ_R is diagonal: only MᵀWM's nonzeros are written."""
+        coupling = self.coupling
+        A = np.zeros((self.QR, self.QR))
+        rows, cols = coupling.position_rows, coupling.position_cols
+        A.ravel()[coupling.positions] = -coupling.values(state) * scales[rows] * scales[cols]
+        A[np.diag_indices_from(A)] += self._zrtzr_diag * scales**2 + 1.0
+        return A
+
     def _rest_factor(self, theta, lam0, L0, cd0, full):
         """Factor the remaining blocks given the first one (Schur complement)."""
         rmul, coupling = self._rmul_rest, self.coupling
         state = coupling.state(theta, lam0, L0, rmul, solve_lower_batched)
         A = self._rest_matrix(theta, state)
-        LR = scipy.linalg.cholesky(A, lower=True, check_finite=False, overwrite_a=True)
+        with self._dense_threads():
+            LR = scipy.linalg.cholesky(A, lower=True, check_finite=False, overwrite_a=True)
         rhs = rmul(self.ZRtXy.T, theta).T - coupling.tmul(state, cd0, theta, rmul)
         cdR = scipy.linalg.solve_triangular(LR, rhs, lower=True, check_finite=False)
         T = coupling.dense(state, theta, rmul) if full else None
