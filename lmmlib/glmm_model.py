@@ -19,13 +19,12 @@ from .display import (
     random_text,
     residual_quantiles,
 )
+from .effects import RandomEffectsMixin
 from .errors import ConvergenceWarning, DataError
 from .frame import as_frame
 from .pls import PLSSolution
-from .ranef import block_condvars, block_effects, ranef_frame
-from .reterms import group_codes
 from .simulate import as_generator, block_draws
-from .varcomp import term_covariances, varcorr_frame
+from .varcomp import varcorr_frame
 
 if TYPE_CHECKING:
     from .glmm import GlmmFit
@@ -33,7 +32,7 @@ if TYPE_CHECKING:
 __all__ = ["GeneralizedLinearMixedModel", "GlmmSummary"]
 
 
-class GeneralizedLinearMixedModel:
+class GeneralizedLinearMixedModel(RandomEffectsMixin):
     """A GLMM fitted by :func:`lmmlib.glmer`.
 
     Names follow lme4: ``fixef``, ``se``, ``vcov``, ``theta``, ``varcorr``,
@@ -77,11 +76,6 @@ class GeneralizedLinearMixedModel:
     def nobs(self) -> int:
         """Number of observations."""
         return self.design.nobs
-
-    @property
-    def ngroups(self) -> pd.Series:
-        """Number of levels of each grouping factor."""
-        return pd.Series({b.factor: b.nlevels for b in self.design.blocks}, name="ngroups")
 
     @cached_property
     def _cov_full(self) -> np.ndarray:
@@ -188,48 +182,12 @@ class GeneralizedLinearMixedModel:
         """Residual degrees of freedom, n minus the number of parameters."""
         return self.nobs - self.npar
 
-    @property
-    def is_singular(self) -> bool:
-        """Whether θ is on the boundary (a variance 0 or a correlation ±1)."""
-        return len(self.opt.boundary) > 0
-
     # -- variance components and random effects ----------------------------
     @property
     def varcorr(self) -> pd.DataFrame:
         """Variance components as ``as.data.frame(VarCorr(m))`` (no residual row)."""
         vc = varcorr_frame(self.theta, 1.0, self.design.reterms)
         return vc[vc["group"] != "Residual"].reset_index(drop=True)
-
-    def covariances(self) -> dict[str, np.ndarray]:
-        """Covariance matrix Σ_t = Λ_tΛ_tᵀ of each term's random effects."""
-        covs = term_covariances(self.theta, 1.0, self.design.reterms)
-        return {t.group: c for t, c in zip(self.design.reterms, covs, strict=True)}
-
-    def ranef(self, condvar: bool = True) -> pd.DataFrame:
-        """Conditional modes as ``as.data.frame(ranef(m, condVar=TRUE))``."""
-        return ranef_frame(self._sol, self.design.blocks, 1.0, condvar)
-
-    def ranef_arrays(self) -> dict[str, pd.DataFrame]:
-        """Conditional modes as one wide DataFrame per grouping factor."""
-        effects = block_effects(self._sol, self.design.blocks)
-        return {b.factor: pd.DataFrame(e, index=b.levels, columns=list(b.colnames))
-                for b, e in zip(self.design.blocks, effects, strict=True)}
-
-    def condvar_arrays(self) -> dict[str, np.ndarray]:
-        """Conditional covariance matrices of the modes, (levels, q, q) per factor."""
-        cv = block_condvars(self._sol, self.design.blocks, 1.0)
-        return {b.factor: v for b, v in zip(self.design.blocks, cv, strict=True)}
-
-    def coef(self) -> dict[str, pd.DataFrame]:
-        """Per-level coefficients: fixed effects plus that level's random effects."""
-        out = {}
-        for factor, eff in self.ranef_arrays().items():
-            table = pd.DataFrame(np.tile(self.fit.mode.beta, (len(eff), 1)), index=eff.index,
-                                 columns=list(self.design.xnames))
-            for col in eff.columns.intersection(table.columns):
-                table[col] += eff[col]
-            out[factor] = table
-        return out
 
     # -- fitted values, residuals and prediction -------------------------------
     @property
@@ -257,20 +215,6 @@ class GeneralizedLinearMixedModel:
             raise ValueError(f"unknown residual type {type!r}: use 'deviance', 'pearson' "
                              "or 'response'")
         return pd.Series(r, index=self.design.frame.index, name="residuals")
-
-    def _new_zb(self, frame: pd.DataFrame) -> np.ndarray:
-        """Z b̂ for new rows; levels not seen in the fit contribute 0."""
-        total = np.zeros(len(frame))
-        effects = block_effects(self._sol, self.design.blocks)
-        for block, eff in zip(self.design.blocks, effects, strict=True):
-            Z = np.hstack([np.asarray(self.design.term_specs[f"({t.expr} | {t.factor})"]
-                                      .get_model_matrix(frame), dtype=float)
-                           for t in self.design.reterms if t.factor == block.factor])
-            codes_new, labels = group_codes(frame, tuple(block.factor.split(":")))
-            codes = block.levels.get_indexer(labels)[codes_new]
-            hit = codes >= 0
-            total[hit] += np.einsum("ij,ij->i", Z[hit], eff[codes[hit]])
-        return total
 
     def predict(self, newdata: Any = None, type: str = "link", re: bool = True) -> pd.Series:
         """Predictions on the link (default, as lme4) or response scale.
@@ -307,7 +251,7 @@ class GeneralizedLinearMixedModel:
                     if ("(Intercept)" if n == "Intercept" else n) in self.design.xnames]
             eta = X[:, keep] @ mode.beta
             if re:
-                eta = eta + self._new_zb(frame)
+                eta = eta + self._zb(frame, known=False)
         out = eta if type == "link" else self.family.linkinv(eta)
         return pd.Series(out, index=index, name="predicted")
 

@@ -8,18 +8,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .design import Design, block_rows, fixed_rows
+from .design import Design, fixed_rows
+from .effects import RandomEffectsMixin
 from .frame import as_frame
 from .optimize import OptSummary
 from .pls import PLS, PLSSolution
-from .ranef import block_condvars, block_effects, ranef_frame
 from .simulate import as_generator, simulate_responses
-from .varcomp import term_covariances, varcorr_frame
+from .varcomp import varcorr_frame
 
 __all__ = ["LinearMixedModel"]
 
 
-class LinearMixedModel:
+class LinearMixedModel(RandomEffectsMixin):
     """A linear mixed model fitted by :func:`lmmlib.lmer`.
 
     The object is read-only; refits return new objects.  Names follow lme4:
@@ -52,11 +52,6 @@ class LinearMixedModel:
     def nobs(self) -> int:
         """Number of observations used in the fit."""
         return self.design.nobs
-
-    @property
-    def ngroups(self) -> pd.Series:
-        """Number of levels of each grouping factor."""
-        return pd.Series({b.factor: b.nlevels for b in self.design.blocks}, name="ngroups")
 
     @cached_property
     def sigma(self) -> float:
@@ -114,63 +109,13 @@ class LinearMixedModel:
         """Residual degrees of freedom, n minus the number of parameters."""
         return self.nobs - self.npar
 
-    @property
-    def is_singular(self) -> bool:
-        """Whether θ is on the boundary (a variance 0 or a correlation ±1)."""
-        return len(self.opt.boundary) > 0
-
     # -- variance components and random effects ---------------------------
     @property
     def varcorr(self) -> pd.DataFrame:
         """Variance components as ``as.data.frame(VarCorr(m))``."""
         return varcorr_frame(self._sol.theta, self.sigma, self.design.reterms)
 
-    def covariances(self) -> dict[str, np.ndarray]:
-        """Covariance matrix Σ_t of each term's random effects, keyed by group label."""
-        covs = term_covariances(self._sol.theta, self.sigma, self.design.reterms)
-        return {t.group: c for t, c in zip(self.design.reterms, covs, strict=True)}
-
-    def ranef(self, condvar: bool = True) -> pd.DataFrame:
-        """Conditional modes (BLUPs) as ``as.data.frame(ranef(m, condVar=TRUE))``."""
-        return ranef_frame(self._sol, self.design.blocks, self.sigma, condvar)
-
-    def ranef_arrays(self) -> dict[str, pd.DataFrame]:
-        """BLUPs as one wide DataFrame per grouping factor (levels × effects)."""
-        effects = block_effects(self._sol, self.design.blocks)
-        return {b.factor: pd.DataFrame(e, index=b.levels, columns=list(b.colnames))
-                for b, e in zip(self.design.blocks, effects, strict=True)}
-
-    def condvar_arrays(self) -> dict[str, np.ndarray]:
-        """Conditional covariance matrices of the BLUPs, (levels, q, q) per factor."""
-        cv = block_condvars(self._sol, self.design.blocks, self.sigma)
-        return {b.factor: v for b, v in zip(self.design.blocks, cv, strict=True)}
-
-    def coef(self) -> dict[str, pd.DataFrame]:
-        """Per-level coefficients: fixed effects plus that level's random effects."""
-        out = {}
-        for factor, eff in self.ranef_arrays().items():
-            table = pd.DataFrame(np.tile(self._sol.beta, (len(eff), 1)), index=eff.index,
-                                 columns=list(self.design.xnames))
-            for col in eff.columns:
-                if col in table.columns:
-                    table[col] += eff[col]
-            out[factor] = table
-        return out
-
     # -- fitted values and prediction --------------------------------------
-    def _zb(self, frame: pd.DataFrame, known: bool) -> np.ndarray:
-        """Z b̂ for the rows of ``frame`` (unknown levels contribute 0)."""
-        total = np.zeros(len(frame))
-        effects = block_effects(self._sol, self.design.blocks)
-        for block, eff in zip(self.design.blocks, effects, strict=True):
-            if known:
-                Z, codes = block.Z, block.codes
-            else:
-                Z, codes = block_rows(self.design, block, frame)
-            hit = codes >= 0
-            total[hit] += np.einsum("ij,ij->i", Z[hit], eff[codes[hit]])
-        return total
-
     @cached_property
     def fitted(self) -> pd.Series:
         """Fitted values X β̂ + Z b̂."""
