@@ -21,6 +21,7 @@ __all__ = ["OptSummary", "minimize_theta", "finite_gradient"]
 
 BOUNDARY_TOL = 1e-4  # lme4's isSingular tolerance
 GRAD_TOL = 2e-3  # lme4's check.conv.grad tolerance (on the scaled gradient)
+RESTART_TOL = 1e-4  # restart BOBYQA when a Newton step exceeds this share of θ
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,49 @@ def finite_gradient(f: Callable[[np.ndarray], float], x: np.ndarray, lower: np.n
     return g, hd
 
 
+@dataclass(frozen=True)
+class _Check:
+    """Finite-difference check of a candidate optimum."""
+
+    gradient: np.ndarray
+    boundary: tuple[int, ...]
+    worst: float  # largest Newton step |g/h| of a free parameter (lme4's scaled gradient)
+    suspicious: bool  # a Newton step not small relative to its parameter
+
+
+def _check(f: Callable[[np.ndarray], float], theta: np.ndarray, lower: np.ndarray) -> _Check:
+    at_bound = np.isfinite(lower) & (theta - lower < BOUNDARY_TOL)
+    boundary = tuple(int(i) for i in np.flatnonzero(at_bound))
+    free = ~at_bound
+    grad, hdiag = finite_gradient(f, theta, lower)
+    # lme4 judges the gradient scaled by the curvature (a Newton step); the
+    # diagonal of the Hessian is used here, from the same evaluations
+    step = np.where(hdiag > 0, np.abs(grad) / np.where(hdiag > 0, hdiag, 1.0), np.abs(grad))
+    worst = float(np.max(step[free])) if free.any() else 0.0
+    near_bound = np.isfinite(lower) & (theta - lower < 1e-2)
+    suspicious = bool(np.any((step > RESTART_TOL * np.maximum(np.abs(theta), 1e-3)) & free)
+                      or np.any(near_bound & free))
+    return _Check(grad, boundary, worst, suspicious)
+
+
+def _bobyqa(fn, x0, lower, ftol_abs, xtol_abs, maxeval, step):
+    """One BOBYQA run; returns nlopt's result code (None on an exception) and a message."""
+    opt = nlopt.opt(nlopt.LN_BOBYQA, max(x0.size, 1))
+    opt.set_min_objective(fn)
+    opt.set_lower_bounds(np.where(np.isfinite(lower), lower, -np.inf))
+    opt.set_ftol_abs(ftol_abs)
+    opt.set_xtol_abs(xtol_abs)
+    opt.set_maxeval(maxeval)
+    if step is not None:
+        opt.set_initial_step(step)
+    try:
+        opt.optimize(x0.copy())
+    except (nlopt.RoundoffLimited, RuntimeError) as exc:
+        return None, f"stopped early: {type(exc).__name__}"
+    code = opt.last_optimize_result()
+    return code, _RESULTS.get(code, f"nlopt code {code}")
+
+
 _RESULTS = {
     nlopt.SUCCESS: "success",
     nlopt.STOPVAL_REACHED: "stopval reached",
@@ -130,36 +174,27 @@ def minimize_theta(
             best[0], best[1] = val, x.copy()
         return val if np.isfinite(val) else 1e300
 
-    opt = nlopt.opt(nlopt.LN_BOBYQA, max(n, 1))
-    opt.set_min_objective(wrapped)
-    opt.set_lower_bounds(np.where(np.isfinite(lower), lower, -np.inf))
-    opt.set_ftol_abs(ftol_abs)
-    opt.set_xtol_abs(xtol_abs)
-    opt.set_maxeval(maxeval)
     fval0 = f(theta0)
-    try:
-        opt.optimize(theta0.copy())
-        code = opt.last_optimize_result()
-        message = _RESULTS.get(code, f"nlopt code {code}")
-    except (nlopt.RoundoffLimited, RuntimeError) as exc:
-        message = f"stopped early: {type(exc).__name__}"
-        code = None
+    code, message = _bobyqa(wrapped, theta0, lower, ftol_abs, xtol_abs, maxeval, None)
+    check = _check(f, best[1], lower)
+    if code is not None and n > 0 and check.suspicious:
+        # BOBYQA can stop on its f-tolerance while its quadratic model is still
+        # coarse (the stopping point then depends on row order): restart from the
+        # optimum with a small trust region, which costs about 2k + 3 evaluations
+        start = best[1].copy()
+        step = np.maximum(1e-3 * np.abs(start), 1e-4)
+        code, message = _bobyqa(wrapped, start, lower, ftol_abs, xtol_abs,
+                                max(maxeval - count[0], 1), step)
+        check = _check(f, best[1], lower)
     theta, fval = best[1], float(best[0])
     feval = count[0]
-    at_bound = np.isfinite(lower) & (theta - lower < BOUNDARY_TOL)
-    boundary = tuple(int(i) for i in np.flatnonzero(at_bound))
-    free = np.ones(n, dtype=bool)
-    free[list(boundary)] = False
-    grad, hdiag = finite_gradient(f, theta, lower)
     converged = code in (nlopt.SUCCESS, nlopt.FTOL_REACHED, nlopt.XTOL_REACHED)
-    # lme4 judges the gradient scaled by the curvature (a Newton step); the
-    # diagonal of the Hessian is used here, from the same evaluations
-    scaled = np.where(hdiag > 0, np.abs(grad) / np.where(hdiag > 0, hdiag, 1.0), np.abs(grad))
-    if np.any(scaled[free] > GRAD_TOL):
+    if check.worst > GRAD_TOL:
         converged = False
-        message += f"; scaled gradient {np.max(scaled[free]):.2g} at the optimum"
+        message += f"; scaled gradient {check.worst:.2g} at the optimum"
     if not converged:
         warnings.warn(f"model may not have converged: {message}", ConvergenceWarning, stacklevel=3)
+    grad, boundary = check.gradient, check.boundary
     settings = {"ftol_abs": ftol_abs, "xtol_abs": xtol_abs, "maxeval": maxeval}
     return OptSummary("NLOPT_LN_BOBYQA", theta0, theta, fval0, fval, feval, grad, converged,
                       boundary, message, settings)
