@@ -50,6 +50,7 @@ book: $(STAMP) data
 
 bench: $(STAMP) data
 	$(VPY) tests/benchmarks/bench_fit.py
+	$(VPY) tests/benchmarks/bench_inference.py
 
 # R packages: apt-get install -y r-base-core r-cran-lme4 r-cran-jsonlite r-cran-lmertest r-cran-rlrsim
 REF := tests/reference
