@@ -113,7 +113,7 @@ def _drop_dependent(X: np.ndarray, names: tuple[str, ...]) -> tuple[np.ndarray, 
         f"fixed-effect model matrix is rank deficient so dropping {len(dropped)} "
         f"column(s): {', '.join(dropped)}",
         DataWarning,
-        stacklevel=3,
+        stacklevel=4,
     )
     return X[:, keep], tuple(n for n, k in zip(names, keep, strict=True) if k), dropped
 
@@ -136,7 +136,7 @@ def _check_scales(columns: dict[str, np.ndarray]) -> None:
             f"(standard deviations: {', '.join(f'{n} {sds[n]:.3g}' for n in worst)}): "
             "consider rescaling",
             DataWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
 
 
@@ -152,7 +152,7 @@ def _check_exact_fit(X: np.ndarray, blocks: list[Block]) -> None:
         return
     if n > DENSE_RANK_MAX:
         warnings.warn(f"{total} fixed and random effects for {n} observations: the "
-                      "residual variance may not be identifiable", DataWarning, stacklevel=3)
+                      "residual variance may not be identifiable", DataWarning, stacklevel=4)
         return
     cols = [X]
     for b in blocks:

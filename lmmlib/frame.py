@@ -75,7 +75,7 @@ def _drop_missing(frame: pd.DataFrame) -> pd.DataFrame:
         warnings.warn(
             f"dropped {int(rows.sum())} of {len(frame)} rows with missing values ({counts})",
             DataWarning,
-            stacklevel=4,
+            stacklevel=5,
         )
         frame = frame.loc[~rows]
     if frame.empty:
