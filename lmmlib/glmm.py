@@ -134,7 +134,7 @@ def _stage1(problem: GlmmProblem, theta0: np.ndarray):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         opt = minimize_theta(crit, theta0, problem.design.lower(), ftol_abs=1e-6,
-                             xtol_abs=1e-6)
+                             xtol_abs=1e-6, restart=False)  # a rough start for stage 2
     _, mode = problem.stage1(opt.theta, beta[0])
     return opt, mode
 
@@ -210,7 +210,7 @@ def _stage2(outer: Outer, theta1: np.ndarray) -> tuple[OptSummary, Mode, np.ndar
     """
     problem, nth = outer.problem, theta1.size
     opt = minimize_theta(outer.crit, np.concatenate([theta1, np.zeros(problem.p)]),
-                         outer.lower)
+                         outer.lower, restart=False)  # polished by a Newton step below
     x = opt.theta
     u_hat = problem.mode(*outer.split(x), np.zeros(problem.nu)).u
 

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import scipy.stats
 
+from .criteria import InformationCriteria
 from .display import (
     abbreviate,
     fixef_correlation,
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
 __all__ = ["GeneralizedLinearMixedModel", "GlmmSummary"]
 
 
-class GeneralizedLinearMixedModel(RandomEffectsMixin):
+class GeneralizedLinearMixedModel(RandomEffectsMixin, InformationCriteria):
     """A GLMM fitted by :func:`lmmlib.glmer`.
 
     Names follow lme4: ``fixef``, ``se``, ``vcov``, ``theta``, ``varcorr``,
@@ -166,21 +167,6 @@ class GeneralizedLinearMixedModel(RandomEffectsMixin):
     def npar(self) -> int:
         """Number of parameters: θ and β (no scale parameter)."""
         return self.theta.size + len(self.design.xnames)
-
-    @property
-    def aic(self) -> float:
-        """Akaike's criterion."""
-        return self.deviance + 2 * self.npar
-
-    @property
-    def bic(self) -> float:
-        """Schwarz's criterion."""
-        return self.deviance + np.log(self.nobs) * self.npar
-
-    @property
-    def df_resid(self) -> int:
-        """Residual degrees of freedom, n minus the number of parameters."""
-        return self.nobs - self.npar
 
     # -- variance components and random effects ----------------------------
     @property

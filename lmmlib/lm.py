@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import scipy.linalg
 
+from .criteria import InformationCriteria
 from .design import Design, build_design
 from .errors import DataError
 from .frame import as_frame
@@ -23,7 +24,7 @@ from .threads import blas_threads
 __all__ = ["LinearModel", "lm"]
 
 
-class LinearModel:
+class LinearModel(InformationCriteria):
     """A linear model fitted by least squares (R's ``lm``)."""
 
     reml = False
@@ -85,21 +86,6 @@ class LinearModel:
         """Deviance −2 log L at the ML estimate of σ."""
         n = self.nobs
         return float(n * (1 + np.log(2 * np.pi * self._rss / n)))
-
-    @property
-    def loglik(self) -> float:
-        """Maximised log-likelihood (σ² at RSS/n, as R's ``logLik.lm``)."""
-        return -0.5 * self.objective
-
-    @property
-    def aic(self) -> float:
-        """Akaike's criterion."""
-        return self.objective + 2 * self.npar
-
-    @property
-    def bic(self) -> float:
-        """Schwarz's criterion."""
-        return self.objective + np.log(self.nobs) * self.npar
 
     @property
     def fitted(self) -> pd.Series:

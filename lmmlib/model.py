@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .criteria import InformationCriteria
 from .design import Design, fixed_rows
 from .effects import RandomEffectsMixin
 from .frame import as_frame
@@ -19,7 +20,7 @@ from .varcomp import varcorr_frame
 __all__ = ["LinearMixedModel"]
 
 
-class LinearMixedModel(RandomEffectsMixin):
+class LinearMixedModel(RandomEffectsMixin, InformationCriteria):
     """A linear mixed model fitted by :func:`lmmlib.lmer`.
 
     The object is read-only; refits return new objects.  Names follow lme4:
@@ -85,29 +86,9 @@ class LinearMixedModel(RandomEffectsMixin):
         return self.pls.objective(self._sol.theta, self.reml)
 
     @property
-    def loglik(self) -> float:
-        """Log-likelihood (restricted log-likelihood for REML fits, as lme4)."""
-        return -0.5 * self.objective
-
-    @property
     def npar(self) -> int:
         """Number of parameters: fixed effects, θ and σ."""
         return len(self.design.xnames) + self.theta.size + 1
-
-    @property
-    def aic(self) -> float:
-        """Akaike's criterion (on the REML criterion for REML fits, as lme4)."""
-        return self.objective + 2 * self.npar
-
-    @property
-    def bic(self) -> float:
-        """Schwarz's criterion (on the REML criterion for REML fits, as lme4)."""
-        return self.objective + np.log(self.nobs) * self.npar
-
-    @property
-    def df_resid(self) -> int:
-        """Residual degrees of freedom, n minus the number of parameters."""
-        return self.nobs - self.npar
 
     # -- variance components and random effects ---------------------------
     @property

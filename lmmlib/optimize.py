@@ -144,6 +144,7 @@ def minimize_theta(
     ftol_abs: float = 1e-10,
     xtol_abs: float = 1e-10,
     maxeval: int = 100_000,
+    restart: bool = True,
 ) -> OptSummary:
     """Minimise ``f`` over θ ≥ lower with BOBYQA.
 
@@ -157,6 +158,9 @@ def minimize_theta(
         Lower bounds (0 or −inf).
     ftol_abs, xtol_abs, maxeval : float, float, int
         Stopping rules (tighter than lme4's 1e-8 defaults).
+    restart : bool
+        Restart BOBYQA from its optimum when the finite-difference check finds a
+        Newton step that is not small (callers with their own polish turn it off).
 
     Returns
     -------
@@ -177,7 +181,7 @@ def minimize_theta(
     fval0 = f(theta0)
     code, message = _bobyqa(wrapped, theta0, lower, ftol_abs, xtol_abs, maxeval, None)
     check = _check(f, best[1], lower)
-    if code is not None and n > 0 and check.suspicious:
+    if restart and code is not None and n > 0 and check.suspicious:
         # BOBYQA can stop on its f-tolerance while its quadratic model is still
         # coarse (the stopping point then depends on row order): restart from the
         # optimum with a small trust region, which costs about 2k + 3 evaluations
