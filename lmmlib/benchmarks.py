@@ -1,0 +1,86 @@
+"""Stored benchmark results, for reports such as the book's performance appendix.
+
+``make bench`` writes its results into ``tests/benchmarks/`` of the repository:
+``scale_results.json`` (large models) and two markdown reports,
+``results.md`` (small course models) and ``inference_results.md`` (RLRT and
+bootstrap).  This module reads them back; it never runs a benchmark.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from .errors import LmmlibError
+
+__all__ = ["StoredResults", "markdown_tables", "results_folder", "stored_results"]
+
+_PIPE = "\u2223"  # stands in for an escaped "\|" while a table row is split
+
+
+def results_folder() -> Path:
+    """``$LMMLIB_BENCH_DIR`` or the repository's ``tests/benchmarks`` folder."""
+    env = os.environ.get("LMMLIB_BENCH_DIR")
+    return Path(env) if env else Path(__file__).resolve().parents[1] / "tests" / "benchmarks"
+
+
+def markdown_tables(text: str) -> list[pd.DataFrame]:
+    """The pipe tables of a markdown report, as DataFrames of strings."""
+    text = text.replace("\\|", _PIPE)
+    tables = []
+    for block in (b.strip() for b in text.split("\n\n")):
+        if not block.startswith("|"):
+            continue
+        rows = [[c.strip().replace(_PIPE, "|") for c in line.strip().strip("|").split("|")]
+                for line in block.splitlines() if not line.startswith("|---")]
+        tables.append(pd.DataFrame(rows[1:], columns=rows[0]))
+    return tables
+
+
+def _machine(text: str) -> dict[str, str]:
+    section = text.split("## Machine", 1)[1] if "## Machine" in text else ""
+    return dict(line[2:].split(": ", 1) for line in section.splitlines()
+                if line.startswith("- ") and ": " in line)
+
+
+@dataclass(frozen=True)
+class StoredResults:
+    """The benchmark results of the last ``make bench``."""
+
+    scale: dict
+    small: list[pd.DataFrame]
+    small_machine: dict[str, str]
+    inference: list[pd.DataFrame]
+
+
+def stored_results(folder: str | Path | None = None) -> StoredResults:
+    """Read the stored benchmark results.
+
+    Parameters
+    ----------
+    folder : path, optional
+        Where the results are (default: :func:`results_folder`).
+
+    Returns
+    -------
+    StoredResults
+
+    Raises
+    ------
+    LmmlibError
+        If a results file is missing (run ``make bench`` to create it).
+    """
+    folder = Path(folder) if folder is not None else results_folder()
+    try:
+        scale = json.loads((folder / "scale_results.json").read_text())
+        small = (folder / "results.md").read_text()
+        inference = (folder / "inference_results.md").read_text()
+    except FileNotFoundError as exc:
+        raise LmmlibError(f"benchmark results not found in {folder} ({exc.filename}): "
+                          "run `make bench` to create them") from exc
+    return StoredResults(scale, markdown_tables(small), _machine(small),
+                         markdown_tables(inference))
