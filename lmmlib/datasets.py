@@ -29,12 +29,19 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-import pooch
+from tqdm import TqdmWarning
+
+with warnings.catch_warnings():
+    # pooch imports tqdm.auto, which warns in notebooks without ipywidgets; lmmlib
+    # never shows pooch's download bar in a notebook, so the warning is noise
+    warnings.simplefilter("ignore", TqdmWarning)
+    import pooch
 
 from lmmlib.errors import DatasetError
 
