@@ -2,7 +2,8 @@
 
 Fitting: :func:`lmer` (lme4-style mixed models), :func:`glmer` (Poisson and
 binomial GLMMs), :func:`lm` (ordinary least squares).  Inference:
-:func:`anova`, :func:`exact_rlrt`, :func:`bootstrap_lrt`, :func:`lmmlib.bootstrap.bootstrap`,
+:func:`anova`, :func:`exact_rlrt`, :func:`bootstrap_lrt`, ``lmmlib.bootstrap(model,
+stat, n, seed)`` (the module is callable),
 :func:`prediction_interval`, Satterthwaite t-tests (``coef_table``),
 profile likelihood and ``confint``, :func:`varpar_se`.  Textbook side:
 :func:`gls`, :func:`marginal_covariance`, :func:`blup`, :func:`icc`,
@@ -11,6 +12,7 @@ profile likelihood and ``confint``, :func:`varpar_se`.  Textbook side:
 cloning: :mod:`lmmlib.cloning`; the Neyman–Scott problem: :mod:`lmmlib.neyman_scott`.
 """
 
+from . import bootstrap
 from .anova import aic_table, anova, chisq_mixture_pvalue, drop_level_screen
 from .aov import aov_table, moment_estimator
 from .batch import batch_refit
@@ -73,6 +75,7 @@ __all__ = [
     "anova",
     "aov_table",
     "batch_refit",
+    "bootstrap",
     "bootstrap_lrt",
     "blup",
     "chisq_mixture_pvalue",

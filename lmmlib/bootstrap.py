@@ -21,6 +21,7 @@ none of this: :func:`lmmlib.batch.batch_refit` refits all replicates at once.
 from __future__ import annotations
 
 import sys
+import types
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -432,3 +433,17 @@ def percentile_interval(draws: np.ndarray, level: float) -> np.ndarray:
     a = (1 - level) / 2
     return np.quantile(draws, [a, 1 - a], axis=0)
 
+
+
+class _CallableModule(types.ModuleType):
+    """``lmmlib.bootstrap`` is this module and, when called, :func:`bootstrap`.
+
+    So ``lmmlib.bootstrap(model, stat, n, seed)`` works as well as
+    ``lmmlib.bootstrap.bootstrap_lrt(...)``.
+    """
+
+    def __call__(self, *args: Any, **kwargs: Any) -> BootstrapResult:
+        return bootstrap(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -214,3 +214,13 @@ def test_dask_backend_gives_the_same_replicates(pulp_reml):
             remote = bootstrap(pulp_reml, stat, n=CHUNK + 10, seed=3)
     assert local.replicates[1].sum() == 0 and remote.replicates[1].min() == 1
     np.testing.assert_array_equal(local.replicates[0], remote.replicates[0])
+
+
+def test_lmmlib_bootstrap_is_callable_as_the_issue_names_it(pulp):
+    # lmmlib.bootstrap(model, stat, n, seed) is the module's bootstrap(); the module's
+    # other functions stay reachable as lmmlib.bootstrap.<name>
+    m = lmmlib.lmer("bright ~ 1 + (1 | operator)", pulp)
+    via_module = lmmlib.bootstrap(m, lambda f: f.fixef, n=20, seed=3, progress=False)
+    direct = bootstrap(m, lambda f: f.fixef, n=20, seed=3, progress=False)
+    np.testing.assert_array_equal(via_module.replicates, direct.replicates)
+    assert lmmlib.bootstrap.bootstrap_lrt is bootstrap_lrt
