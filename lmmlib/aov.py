@@ -72,6 +72,22 @@ def _rank_rss(X: np.ndarray, y: np.ndarray) -> tuple[int, float, np.ndarray]:
     return int(rank), float(np.sum((y - X @ beta) ** 2)), beta
 
 
+class AovTable(pd.DataFrame):
+    """An ANOVA table that shows R's blanks (not NaN) for the residual F and p."""
+
+    @property
+    def _constructor(self) -> type:
+        return AovTable
+
+    def __str__(self) -> str:
+        return pd.DataFrame(self).to_string(na_rep="", float_format=lambda v: f"{v:.6g}")
+
+    __repr__ = __str__
+
+    def _repr_html_(self) -> str:
+        return pd.DataFrame(self).to_html(na_rep="", float_format=lambda v: f"{v:.6g}")
+
+
 def aov_table(formula: str, data: Any, contrasts: str = "sum") -> pd.DataFrame:
     """ANOVA table of a linear model with sequential sums of squares (R's ``aov``).
 
@@ -135,6 +151,7 @@ def aov_table(formula: str, data: Any, contrasts: str = "sum") -> pd.DataFrame:
     table["Pr(>F)"] = np.append(scipy.stats.f.sf(table["F value"].iloc[:-1],
                                                   table["Df"].iloc[:-1], df_res), np.nan)
     _, _, beta = _rank_rss(X, y)
+    table = AovTable(table)
     table.attrs["coef"] = pd.Series(beta, index=[_r_name(c, levels) for c in mm.rhs.columns],
                                     name="coef")
     return table
