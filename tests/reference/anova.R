@@ -19,27 +19,14 @@
 #
 # Requires: r-cran-lme4, r-cran-jsonlite (R 4.2.2, lme4 1.1-31 were used).
 
-suppressPackageStartupMessages({
-  library(lme4)
-  library(jsonlite)
-})
+args <- commandArgs(trailingOnly = FALSE)
+here <- dirname(normalizePath(sub("^--file=", "", args[grep("^--file=", args)])))
+source(file.path(here, "common.R"))
 
-args <- commandArgs(trailingOnly = TRUE)
-if (length(args) != 2) stop("usage: Rscript anova.R INPUT_DIR OUT_DIR")
-in_dir <- args[[1]]
-out_dir <- args[[2]]
-dir.create(out_dir, showWarnings = FALSE, recursive = TRUE)
+args <- script_args("Rscript anova.R INPUT_DIR OUT_DIR")
+out_dir <- args$out_dir
 
-# C-locale (byte) level order, as lme4_goldens.R
-as_factor <- function(x, ref = NULL) {
-  f <- factor(x, levels = sort(unique(x), method = "radix"))
-  if (!is.null(ref)) f <- relevel(f, ref = ref)
-  f
-}
-read_input <- function(name) read.csv(file.path(in_dir, paste0(name, ".csv")),
-                                      stringsAsFactors = FALSE)
-versions <- list(R_version = R.version.string,
-                 lme4_version = as.character(packageVersion("lme4")))
+versions <- version_fields()
 write_fixture <- function(x, name) {
   write_json(c(x, versions), file.path(out_dir, paste0(name, ".json")),
              digits = NA, auto_unbox = TRUE, pretty = TRUE, null = "null", na = "null")
@@ -47,23 +34,16 @@ write_fixture <- function(x, name) {
 
 # anova() table as a list of columns, with the row names and the messages R printed
 anova_fixture <- function(expr) {
-  notes <- character(0)
-  tab <- withCallingHandlers(expr, message = function(m) {
-    notes <<- c(notes, sub("\n$", "", conditionMessage(m))); invokeRestart("muffleMessage")
-  })
-  df <- as.data.frame(tab)
+  tab <- with_notes(expr, warnings = FALSE)
+  df <- as.data.frame(tab$value)
   list(rows = rownames(df), columns = names(df),
-       values = lapply(df, function(col) I(unname(col))), messages = notes)
+       values = lapply(df, function(col) I(unname(col))), messages = tab$notes)
 }
 
-pulp <- read_input("pulp")
-pulp$operator <- as_factor(pulp$operator)
-nepal <- read_input("nepal")
-nepal$id <- as_factor(nepal$id)
-nepal$ageC <- nepal$age - 36
-soybean <- read_input("soybean")
-soybean$ID <- as_factor(soybean$ID, ref = "aRC")
-soybean$plot_number_year <- as_factor(soybean$plot_number_year)
+course <- course_data(args$in_dir, c("pulp", "nepal", "soybean"))
+pulp <- course$pulp
+nepal <- course$nepal
+soybean <- course$soybean
 
 # --- pulp: lm(bright ~ 1) against the ML random-intercept model (seed 002) ---
 nullmod <- lm(bright ~ 1, pulp)

@@ -18,39 +18,16 @@
 #
 # Requires: apt-get install -y r-base-core r-cran-lme4 r-cran-jsonlite
 
-suppressPackageStartupMessages({
-  library(lme4)
-  library(jsonlite)
-})
+args <- commandArgs(trailingOnly = FALSE)
+here <- dirname(normalizePath(sub("^--file=", "", args[grep("^--file=", args)])))
+source(file.path(here, "common.R"))
 
-args <- commandArgs(trailingOnly = TRUE)
-if (length(args) != 2) {
-  stop("usage: Rscript lme4_confint.R INPUT_DIR OUT_DIR")
-}
-in_dir <- args[[1]]
-out_dir <- args[[2]]
-dir.create(out_dir, showWarnings = FALSE, recursive = TRUE)
+args <- script_args("Rscript lme4_confint.R INPUT_DIR OUT_DIR")
+out_dir <- args$out_dir
 
-as_factor <- function(x) {
-  factor(x, levels = sort(unique(x), method = "radix"))
-}
-
-read_input <- function(name) {
-  path <- file.path(in_dir, paste0(name, ".csv"))
-  if (!file.exists(path)) stop("missing input file: ", path)
-  read.csv(path, stringsAsFactors = FALSE)
-}
-
-pig <- read_input("pig")
-pig$id <- as_factor(pig$id)
-nepal <- read_input("nepal")
-nepal$id <- as_factor(nepal$id)
-nepal$ageC <- nepal$age - 36
-pulp <- read_input("pulp")
-pulp$operator <- as_factor(pulp$operator)
-
-data_sets <- list(pig = pig, nepal = nepal, pulp = pulp, sleepstudy = lme4::sleepstudy,
-                  Penicillin = lme4::Penicillin, Dyestuff2 = lme4::Dyestuff2)
+data_sets <- c(course_data(args$in_dir, c("pig", "nepal", "pulp")),
+               list(sleepstudy = lme4::sleepstudy, Penicillin = lme4::Penicillin,
+                    Dyestuff2 = lme4::Dyestuff2))
 
 # name, formula, REML, data set (names as in lme4_goldens.R)
 models <- list(
@@ -82,11 +59,10 @@ profile_list <- function(pr) {
 for (spec in models) {
   name <- spec[[1]]; formula_str <- spec[[2]]; reml <- spec[[3]]; ds <- spec[[4]]
   m <- lmer(as.formula(formula_str), data = data_sets[[ds]], REML = reml)
-  notes <- character(0)
-  seconds <- system.time(pr <- withCallingHandlers(profile(m), warning = function(w) {
-    notes <<- c(notes, conditionMessage(w)); invokeRestart("muffleWarning")
-  }))[["elapsed"]]
-  out <- list(
+  seconds <- system.time(prof <- with_notes(profile(m), messages = FALSE))[["elapsed"]]
+  pr <- prof$value
+  notes <- prof$notes
+  out <- c(list(
     name = name, formula = formula_str, reml = reml, dataset = ds,
     ml_deviance = as.numeric(-2 * logLik(refitML(m))),
     confint_profile = ci_list(confint(pr)),
@@ -94,13 +70,9 @@ for (spec in models) {
     profile = profile_list(pr),
     profile_seconds = seconds,
     profile_warnings = I(unique(notes)),
-    profile_warning_count = length(notes),
-    R_version = R.version.string,
-    lme4_version = as.character(packageVersion("lme4"))
-  )
-  json <- toJSON(out, digits = NA, auto_unbox = TRUE, null = "null",
-                 na = "null", pretty = TRUE)
-  writeLines(json, file.path(out_dir, paste0(name, ".json")))
+    profile_warning_count = length(notes)
+  ), version_fields())
+  write_fixture_json(out, out_dir, name)
   cat(sprintf("%-16s profile %.2f s, %d warnings\n", name, seconds, length(notes)))
   if (length(notes)) print(table(notes))
   print(confint(pr))

@@ -33,22 +33,17 @@
 #
 # Requires: apt-get install -y r-base-core r-cran-lme4 r-cran-jsonlite
 
-suppressPackageStartupMessages({
-  library(lme4)
-  library(jsonlite)
-})
+args <- commandArgs(trailingOnly = FALSE)
+here <- dirname(normalizePath(sub("^--file=", "", args[grep("^--file=", args)])))
+source(file.path(here, "common.R"))
 
-args <- commandArgs(trailingOnly = TRUE)
-if (length(args) != 1) {
-  stop("usage: Rscript lme4_glmer.R OUT_DIR")
-}
-out_dir <- args[[1]]
-dir.create(out_dir, showWarnings = FALSE, recursive = TRUE)
+out_dir <- script_args("Rscript lme4_glmer.R OUT_DIR", names = "out_dir")$out_dir
 
 N_TIMING <- 5L
-TIGHT <- glmerControl(optimizer = "nloptwrap", tolPwrss = 1e-10,
-                      optCtrl = list(xtol_abs = 1e-12, ftol_abs = 1e-12, xtol_rel = 0,
-                                     maxeval = 1e5))
+GLMER_TIGHT <- glmerControl(
+  optimizer = "nloptwrap", tolPwrss = 1e-10,
+  optCtrl = list(xtol_abs = 1e-12, ftol_abs = 1e-12, xtol_rel = 0, maxeval = 1e5)
+)
 
 # ---------------------------------------------------------------------------
 # Data
@@ -123,49 +118,6 @@ fit_model <- function(form, fam, data, nagq, control = glmerControl()) {
   glmer(form, data = data, family = fam, nAGQ = nagq, control = control)
 }
 
-fit_logged <- function(form, fam, data, nagq, control = glmerControl()) {
-  notes <- character(0)
-  m <- withCallingHandlers(
-    fit_model(form, fam, data, nagq, control),
-    warning = function(w) {
-      notes <<- c(notes, conditionMessage(w)); invokeRestart("muffleWarning")
-    },
-    message = function(msg) {
-      notes <<- c(notes, sub("\n$", "", conditionMessage(msg)))
-      invokeRestart("muffleMessage")
-    })
-  list(model = m, notes = notes)
-}
-
-median_fit_seconds <- function(form, fam, data, nagq) {
-  times <- vapply(seq_len(N_TIMING), function(i) {
-    unname(system.time(suppressWarnings(suppressMessages(
-      fit_model(form, fam, data, nagq))))[["elapsed"]])
-  }, numeric(1))
-  median(times)
-}
-
-rows_of <- function(m) {
-  m <- unname(as.matrix(m))
-  lapply(seq_len(nrow(m)), function(i) I(m[i, ]))
-}
-
-factor_levels <- function(form, data) {
-  cols <- intersect(all.vars(form), names(data))
-  cols <- cols[vapply(cols, function(v) is.factor(data[[v]]), logical(1))]
-  out <- lapply(cols, function(v) I(levels(data[[v]])))
-  names(out) <- cols
-  out
-}
-
-inline_data <- function(data) {
-  out <- lapply(data, function(col) {
-    if (is.factor(col)) I(as.character(col)) else I(col)
-  })
-  names(out) <- names(data)
-  out
-}
-
 # sum_i w_i log p(y_i | mu_i = y_i), on the same scale as logLik (family$aic)
 saturated_loglik <- function(m) {
   fam <- family(m)
@@ -216,24 +168,13 @@ glmer_fields <- function(m, m_tight, name, formula_str, py_formula, fam, wcol, n
     gradient = I(unname(m@optinfo$derivs$gradient)),
     hessian_tight = rows_of(m_tight@optinfo$derivs$Hessian)
   )
-  vc <- as.data.frame(VarCorr(m))
-  out$varcorr <- lapply(seq_len(nrow(vc)), function(i) list(
-    group = vc$grp[i], var1 = vc$var1[i], var2 = vc$var2[i],
-    vcov = vc$vcov[i], sdcor = vc$sdcor[i]))
-  re <- as.data.frame(ranef(m, condVar = TRUE))
-  out$ranef <- lapply(seq_len(nrow(re)), function(i) list(
-    grpvar = as.character(re$grpvar[i]), term = as.character(re$term[i]),
-    grp = as.character(re$grp[i]), condval = re$condval[i], condsd = re$condsd[i]))
+  out$varcorr <- varcorr_rows(m)
+  out$ranef <- ranef_rows(m)
   re_t <- as.data.frame(ranef(m_tight, condVar = TRUE))
   out$ranef_tight <- list(condval = I(re_t$condval), condsd = I(re_t$condsd))
   out$devcomp <- as.list(m@devcomp$cmp)
-  out$optinfo <- list(
-    feval = m@optinfo$feval,
-    optimizer = I(as.character(m@optinfo$optimizer)),
-    messages = I(as.character(unlist(m@optinfo$conv$lme4$messages))),
-    feval_tight = m_tight@optinfo$feval,
-    messages_tight = I(as.character(unlist(m_tight@optinfo$conv$lme4$messages)))
-  )
+  # glmer names one optimiser per stage: always written as an array
+  out$optinfo <- optinfo_fields(m, m_tight, optimizer = I(as.character(m@optinfo$optimizer)))
   out
 }
 
@@ -249,17 +190,15 @@ for (spec in models) {
   fam <- spec[[4]]; wcol <- spec[[5]]; nagq <- spec[[6]]; ds <- spec[[7]]
   data <- data_sets[[ds]]
   form <- as.formula(formula_str)
-  fit <- fit_logged(form, fam, data, nagq)
-  m_tight <- fit_logged(form, fam, data, nagq, control = TIGHT)$model
-  out <- glmer_fields(fit$model, m_tight, name, formula_str, py_formula, fam, wcol, nagq,
+  fit <- with_notes(fit_model(form, fam, data, nagq))
+  m_tight <- with_notes(fit_model(form, fam, data, nagq, control = GLMER_TIGHT))$value
+  out <- glmer_fields(fit$value, m_tight, name, formula_str, py_formula, fam, wcol, nagq,
                       ds, data, form)
   out$warnings <- I(fit$notes)
-  out$fit_seconds <- median_fit_seconds(form, fam, data, nagq)
+  out$fit_seconds <- median_seconds(function() fit_model(form, fam, data, nagq), N_TIMING)
   out$R_version <- r_version
   out$lme4_version <- lme4_version
-  json <- toJSON(out, digits = NA, auto_unbox = TRUE, null = "null",
-                 na = "null", pretty = TRUE)
-  writeLines(json, file.path(out_dir, paste0(name, ".json")))
+  write_fixture_json(out, out_dir, name)
   rows[[name]] <- sprintf("%-24s logLik %14.6f  tight %14.6f  fit_s %.3f  %s", name,
                           out$loglik, out$loglik_tight, out$fit_seconds,
                           paste(out$warnings, collapse = " | "))
@@ -267,7 +206,6 @@ for (spec in models) {
 
 index <- list(R_version = r_version, lme4_version = lme4_version,
               models = I(vapply(models, `[[`, "", 1)))
-writeLines(toJSON(index, auto_unbox = TRUE, pretty = TRUE),
-           file.path(out_dir, "index.json"))
+write_index_json(index, out_dir)
 cat(r_version, "| lme4", lme4_version, "\n")
 cat(unlist(rows), sep = "\n")

@@ -15,72 +15,23 @@
 #
 # Requires: apt-get install -y r-base-core r-cran-lme4 r-cran-jsonlite
 
-suppressPackageStartupMessages({
-  library(lme4)
-  library(jsonlite)
-})
+args <- commandArgs(trailingOnly = FALSE)
+here <- dirname(normalizePath(sub("^--file=", "", args[grep("^--file=", args)])))
+source(file.path(here, "common.R"))
 
-args <- commandArgs(trailingOnly = TRUE)
-if (length(args) != 2) {
-  stop("usage: Rscript lme4_goldens.R INPUT_DIR OUT_DIR")
-}
-in_dir <- args[[1]]
-out_dir <- args[[2]]
-dir.create(out_dir, showWarnings = FALSE, recursive = TRUE)
+args <- script_args("Rscript lme4_goldens.R INPUT_DIR OUT_DIR")
+out_dir <- args$out_dir
 
 N_TIMING <- 11L
-TIGHT <- lmerControl(optimizer = "nloptwrap",
-                     optCtrl = list(xtol_abs = 1e-12, ftol_abs = 1e-12, xtol_rel = 0))
-
-# Factor levels are sorted with method = "radix", which always uses C-locale
-# (byte) order. R's default sort() depends on the collation locale, so this
-# keeps level order the same on every machine (and equal to Python's sorted()
-# for ASCII labels). Integer codes are sorted numerically.
-as_factor <- function(x, ref = NULL) {
-  lev <- sort(unique(x), method = "radix")
-  f <- factor(x, levels = lev)
-  if (!is.null(ref)) f <- relevel(f, ref = ref)
-  f
-}
-
-read_input <- function(name) {
-  path <- file.path(in_dir, paste0(name, ".csv"))
-  if (!file.exists(path)) stop("missing input file: ", path)
-  read.csv(path, stringsAsFactors = FALSE)
-}
 
 # ---------------------------------------------------------------------------
-# Data
+# Data (factor set-up and derived columns: common.R)
 
-pig <- read_input("pig")
-pig$id <- as_factor(pig$id)
-
-nepal <- read_input("nepal")
-nepal$id <- as_factor(nepal$id)
-nepal$ageC <- nepal$age - 36
-
-pulp <- read_input("pulp")
-pulp$operator <- as_factor(pulp$operator)
-
-soybean <- read_input("soybean")
-soybean$ID <- as_factor(soybean$ID, ref = "aRC")
-soybean$plot_number_year <- as_factor(soybean$plot_number_year)
-
-disks <- read_input("soybean_disks")
-disks$ID <- as_factor(disks$ID, ref = "RC")
-disks$plot_number <- as_factor(disks$plot_number)
-disks$disk <- as_factor(disks$disk)
-
-data_sets <- list(
-  pig = pig, nepal = nepal, pulp = pulp, soybean = soybean,
-  soybean_disks = disks,
-  sleepstudy = lme4::sleepstudy, Penicillin = lme4::Penicillin,
-  Pastes = lme4::Pastes, Dyestuff = lme4::Dyestuff, Dyestuff2 = lme4::Dyestuff2
+data_sets <- c(
+  course_data(args$in_dir),
+  list(sleepstudy = lme4::sleepstudy, Penicillin = lme4::Penicillin,
+       Pastes = lme4::Pastes, Dyestuff = lme4::Dyestuff, Dyestuff2 = lme4::Dyestuff2)
 )
-csv_sets <- c("pig", "nepal", "pulp", "soybean", "soybean_disks")
-
-# Columns computed in R that are not in the exported CSVs.
-derived <- list(nepal = list(ageC = "age - 36"))
 
 # ---------------------------------------------------------------------------
 # Models: name, kind, formula, REML, data set
@@ -137,66 +88,12 @@ fit_model <- function(kind, form, reml, data, control = lmerControl()) {
   }
 }
 
-# Fit once, keeping the warnings and messages R emits (e.g. "boundary
-# (singular) fit", "Some predictor variables are on very different scales").
-fit_logged <- function(kind, form, reml, data, control = lmerControl()) {
-  notes <- character(0)
-  m <- withCallingHandlers(
-    fit_model(kind, form, reml, data, control),
-    warning = function(w) {
-      notes <<- c(notes, conditionMessage(w)); invokeRestart("muffleWarning")
-    },
-    message = function(msg) {
-      notes <<- c(notes, sub("\n$", "", conditionMessage(msg)))
-      invokeRestart("muffleMessage")
-    })
-  list(model = m, notes = notes)
-}
-
-median_fit_seconds <- function(kind, form, reml, data) {
-  times <- vapply(seq_len(N_TIMING), function(i) {
-    unname(system.time(suppressWarnings(suppressMessages(
-      fit_model(kind, form, reml, data))))[["elapsed"]])
-  }, numeric(1))
-  median(times)
-}
-
-rows_of <- function(m) {
-  m <- unname(as.matrix(m))
-  lapply(seq_len(nrow(m)), function(i) I(m[i, ]))
-}
-
-factor_levels <- function(form, data) {
-  cols <- intersect(all.vars(form), names(data))
-  cols <- cols[vapply(cols, function(v) is.factor(data[[v]]), logical(1))]
-  out <- lapply(cols, function(v) I(levels(data[[v]])))
-  names(out) <- cols
-  out
-}
-
-inline_data <- function(data) {
-  out <- lapply(data, function(col) {
-    if (is.factor(col)) I(as.character(col)) else I(col)
-  })
-  names(out) <- names(data)
-  out
-}
-
 common_fields <- function(m, name, kind, formula_str, reml, ds, data, form) {
   ll <- logLik(m)
   fe <- if (kind == "lm") coef(m) else fixef(m)
   V <- as.matrix(vcov(m))
-  out <- list(
-    name = name,
-    kind = kind,
-    formula = formula_str,
-    reml = reml,
-    dataset = if (ds %in% csv_sets) ds else "inline",
-    source_data = ds
-  )
-  if (!(ds %in% csv_sets)) out$data <- inline_data(data)
-  if (!is.null(derived[[ds]])) out$derived_columns <- derived[[ds]]
-  out$factors <- factor_levels(form, data)
+  out <- c(list(name = name, kind = kind, formula = formula_str, reml = reml),
+           data_fields(ds, data, form))
   out$nobs <- nobs(m)
   out$objective <- as.numeric(-2 * ll)
   out$beta <- list(names = I(names(fe)), values = I(unname(fe)))
@@ -223,23 +120,11 @@ lmer_fields <- function(out, m, m_tight) {
   ng <- ngrps(m)
   out$ngroups <- as.list(ng)
   out$singular <- isSingular(m)
-  vc <- as.data.frame(VarCorr(m))
-  out$varcorr <- lapply(seq_len(nrow(vc)), function(i) list(
-    group = vc$grp[i], var1 = vc$var1[i], var2 = vc$var2[i],
-    vcov = vc$vcov[i], sdcor = vc$sdcor[i]))
-  re <- as.data.frame(ranef(m, condVar = TRUE))
-  out$ranef <- lapply(seq_len(nrow(re)), function(i) list(
-    grpvar = as.character(re$grpvar[i]), term = as.character(re$term[i]),
-    grp = as.character(re$grp[i]), condval = re$condval[i], condsd = re$condsd[i]))
+  out$varcorr <- varcorr_rows(m)
+  out$ranef <- ranef_rows(m)
   # Pieces of the profiled criterion (log-determinants, penalised RSS, ...)
   out$devcomp <- as.list(m@devcomp$cmp)
-  out$optinfo <- list(
-    feval = m@optinfo$feval,
-    optimizer = m@optinfo$optimizer,
-    messages = I(as.character(unlist(m@optinfo$conv$lme4$messages))),
-    feval_tight = m_tight@optinfo$feval,
-    messages_tight = I(as.character(unlist(m_tight@optinfo$conv$lme4$messages)))
-  )
+  out$optinfo <- optinfo_fields(m, m_tight)
   out
 }
 
@@ -256,22 +141,20 @@ for (spec in models) {
   reml <- spec[[4]]; ds <- spec[[5]]
   data <- data_sets[[ds]]
   form <- as.formula(formula_str)
-  fit <- fit_logged(kind, form, reml, data)
-  m <- fit$model
+  fit <- with_notes(fit_model(kind, form, reml, data))
+  m <- fit$value
   out <- common_fields(m, name, kind, formula_str, reml, ds, data, form)
   if (kind == "lmer") {
-    m_tight <- fit_logged(kind, form, reml, data, control = TIGHT)$model
+    m_tight <- with_notes(fit_model(kind, form, reml, data, control = LMER_TIGHT))$value
     out <- lmer_fields(out, m, m_tight)
   }
   out$warnings <- I(fit$notes)
-  out$fit_seconds <- median_fit_seconds(kind, form, reml, data)
+  out$fit_seconds <- median_seconds(function() fit_model(kind, form, reml, data), N_TIMING)
   out$R_version <- r_version
   out$lme4_version <- lme4_version
   fits[[name]] <- m
 
-  json <- toJSON(out, digits = NA, auto_unbox = TRUE, null = "null",
-                 na = "null", pretty = TRUE)
-  writeLines(json, file.path(out_dir, paste0(name, ".json")))
+  write_fixture_json(out, out_dir, name)
 
   summary_rows[[name]] <- data.frame(
     name = name, objective = out$objective,
@@ -283,8 +166,7 @@ index <- list(
   R_version = r_version, lme4_version = lme4_version,
   models = I(vapply(models, `[[`, "", 1))
 )
-writeLines(toJSON(index, auto_unbox = TRUE, pretty = TRUE),
-           file.path(out_dir, "index.json"))
+write_index_json(index, out_dir)
 
 # ---------------------------------------------------------------------------
 # Report

@@ -22,62 +22,23 @@
 #
 # Requires: apt-get install -y r-base-core r-cran-lme4 r-cran-lmertest r-cran-jsonlite
 
-suppressPackageStartupMessages({
-  library(lmerTest)
-  library(jsonlite)
-})
+suppressPackageStartupMessages(library(lmerTest))
 
-args <- commandArgs(trailingOnly = TRUE)
-if (length(args) != 2) {
-  stop("usage: Rscript lmertest.R INPUT_DIR OUT_DIR")
-}
-in_dir <- args[[1]]
-out_dir <- args[[2]]
-dir.create(out_dir, showWarnings = FALSE, recursive = TRUE)
+args <- commandArgs(trailingOnly = FALSE)
+here <- dirname(normalizePath(sub("^--file=", "", args[grep("^--file=", args)])))
+source(file.path(here, "common.R"))
 
-TIGHT <- lmerControl(optimizer = "nloptwrap",
-                     optCtrl = list(xtol_abs = 1e-12, ftol_abs = 1e-12, xtol_rel = 0))
-
-# C-locale level order (as lme4_goldens.R); numeric codes sort numerically.
-as_factor <- function(x, ref = NULL) {
-  lev <- sort(unique(x), method = "radix")
-  f <- factor(x, levels = lev)
-  if (!is.null(ref)) f <- relevel(f, ref = ref)
-  f
-}
-
-read_input <- function(name) {
-  path <- file.path(in_dir, paste0(name, ".csv"))
-  if (!file.exists(path)) stop("missing input file: ", path)
-  read.csv(path, stringsAsFactors = FALSE)
-}
+args <- script_args("Rscript lmertest.R INPUT_DIR OUT_DIR")
+out_dir <- args$out_dir
 
 # ---------------------------------------------------------------------------
-# Data
+# Data (factor set-up and derived columns: common.R)
 
-pig <- read_input("pig")
-pig$id <- as_factor(pig$id)
-
-nepal <- read_input("nepal")
-nepal$id <- as_factor(nepal$id)
-nepal$ageC <- nepal$age - 36
-
-soybean <- read_input("soybean")
-soybean$ID <- as_factor(soybean$ID, ref = "aRC")
-soybean$plot_number_year <- as_factor(soybean$plot_number_year)
-
-disks <- read_input("soybean_disks")
-disks$ID <- as_factor(disks$ID, ref = "RC")
-disks$plot_number <- as_factor(disks$plot_number)
-disks$disk <- as_factor(disks$disk)
-
-data_sets <- list(
-  pig = pig, nepal = nepal, soybean = soybean, soybean_disks = disks,
-  sleepstudy = lme4::sleepstudy, Penicillin = lme4::Penicillin,
-  Dyestuff2 = lme4::Dyestuff2
+data_sets <- c(
+  course_data(args$in_dir, c("pig", "nepal", "soybean", "soybean_disks")),
+  list(sleepstudy = lme4::sleepstudy, Penicillin = lme4::Penicillin,
+       Dyestuff2 = lme4::Dyestuff2)
 )
-csv_sets <- c("pig", "nepal", "soybean", "soybean_disks")
-derived <- list(nepal = list(ageC = "age - 36"))
 
 # ---------------------------------------------------------------------------
 # Models: name, formula, REML, data set
@@ -101,32 +62,8 @@ models <- list(
 # ---------------------------------------------------------------------------
 # Helpers
 
-# Fit, keeping the warnings and messages R emits.
-fit_logged <- function(form, reml, data, control = lmerControl()) {
-  notes <- character(0)
-  m <- withCallingHandlers(
-    lmerTest::lmer(form, data = data, REML = reml, control = control),
-    warning = function(w) {
-      notes <<- c(notes, conditionMessage(w)); invokeRestart("muffleWarning")
-    },
-    message = function(msg) {
-      notes <<- c(notes, sub("\n$", "", conditionMessage(msg)))
-      invokeRestart("muffleMessage")
-    })
-  list(model = m, notes = notes)
-}
-
-rows_of <- function(m) {
-  m <- unname(as.matrix(m))
-  lapply(seq_len(nrow(m)), function(i) I(m[i, ]))
-}
-
-factor_levels <- function(form, data) {
-  cols <- intersect(all.vars(form), names(data))
-  cols <- cols[vapply(cols, function(v) is.factor(data[[v]]), logical(1))]
-  out <- lapply(cols, function(v) I(levels(data[[v]])))
-  names(out) <- cols
-  out
+fit_model <- function(form, reml, data, control = lmerControl()) {
+  lmerTest::lmer(form, data = data, REML = reml, control = control)
 }
 
 coef_fields <- function(tab) {
@@ -140,41 +77,21 @@ coef_fields <- function(tab) {
   )
 }
 
-inline_data <- function(data, form) {
-  data <- data[intersect(names(data), all.vars(form))]
-  out <- lapply(data, function(col) {
-    if (is.factor(col)) I(as.character(col)) else I(col)
-  })
-  names(out) <- names(data)
-  out
-}
-
 # ---------------------------------------------------------------------------
 # Fit and write
 
-versions <- list(
-  R_version = R.version.string,
-  lme4_version = as.character(packageVersion("lme4")),
-  lmerTest_version = as.character(packageVersion("lmerTest")),
-  numDeriv_version = as.character(packageVersion("numDeriv"))
-)
+versions <- version_fields("lmerTest", "numDeriv")
 
 for (spec in models) {
   name <- spec[[1]]; formula_str <- spec[[2]]; reml <- spec[[3]]; ds <- spec[[4]]
   data <- data_sets[[ds]]
   form <- as.formula(formula_str)
-  fit <- fit_logged(form, reml, data, control = TIGHT)
-  m <- fit$model
-  m_default <- fit_logged(form, reml, data)$model
+  fit <- with_notes(fit_model(form, reml, data, control = LMER_TIGHT))
+  m <- fit$value
+  m_default <- with_notes(fit_model(form, reml, data))$value
   tab <- coef(summary(m))
-  out <- list(
-    name = name, formula = formula_str, reml = reml,
-    dataset = if (ds %in% csv_sets) ds else "inline",
-    source_data = ds
-  )
-  if (!(ds %in% csv_sets)) out$data <- inline_data(data, form)
-  if (!is.null(derived[[ds]])) out$derived_columns <- derived[[ds]]
-  out$factors <- factor_levels(form, data)
+  out <- c(list(name = name, formula = formula_str, reml = reml),
+           data_fields(ds, data, form, inline_form = form))
   out$nobs <- nobs(m)
   out$coef <- coef_fields(tab)
   out$theta <- I(unname(getME(m, "theta")))
@@ -187,13 +104,10 @@ for (spec in models) {
   out$theta_default <- I(unname(getME(m_default, "theta")))
   out$sigma_default <- sigma(m_default)
   out <- c(out, versions)
-  json <- toJSON(out, digits = NA, auto_unbox = TRUE, null = "null",
-                 na = "null", pretty = TRUE)
-  writeLines(json, file.path(out_dir, paste0(name, ".json")))
+  write_fixture_json(out, out_dir, name)
   cat(sprintf("%-16s df: %s\n", name,
               paste(format(tab[, "df"], digits = 8), collapse = " ")))
 }
 
 index <- c(list(models = I(vapply(models, `[[`, "", 1))), versions)
-writeLines(toJSON(index, auto_unbox = TRUE, pretty = TRUE),
-           file.path(out_dir, "index.json"))
+write_index_json(index, out_dir)

@@ -15,41 +15,20 @@
 #
 # Requires: apt-get install -y r-base-core r-cran-lme4 r-cran-jsonlite r-cran-rlrsim
 
-suppressPackageStartupMessages({
-  library(lme4)
-  library(RLRsim)
-  library(jsonlite)
-})
+args <- commandArgs(trailingOnly = FALSE)
+here <- dirname(normalizePath(sub("^--file=", "", args[grep("^--file=", args)])))
+source(file.path(here, "common.R"))
+suppressPackageStartupMessages(library(RLRsim))
 
-args <- commandArgs(trailingOnly = TRUE)
-if (length(args) != 2) {
-  stop("usage: Rscript rlrsim.R INPUT_DIR OUT_DIR")
-}
-in_dir <- args[[1]]
-out_dir <- args[[2]]
-dir.create(out_dir, showWarnings = FALSE, recursive = TRUE)
+args <- script_args("Rscript rlrsim.R INPUT_DIR OUT_DIR")
+out_dir <- args$out_dir
 
 NSIM <- 100000L
 PROBS <- c(0.5, 0.75, 0.9, 0.95, 0.99)
 
-# Factor levels in C-locale order, integer codes numerically (as lme4_goldens.R).
-as_factor <- function(x) factor(x, levels = sort(unique(x), method = "radix"))
-
-read_input <- function(name) {
-  path <- file.path(in_dir, paste0(name, ".csv"))
-  if (!file.exists(path)) stop("missing input file: ", path)
-  read.csv(path, stringsAsFactors = FALSE)
-}
-
-pig <- read_input("pig")
-pig$id <- as_factor(pig$id)
-nepal <- read_input("nepal")
-nepal$id <- as_factor(nepal$id)
-pulp <- read_input("pulp")
-pulp$operator <- as_factor(pulp$operator)
-
-data_sets <- list(pig = pig, nepal = nepal, pulp = pulp, Dyestuff = lme4::Dyestuff,
-                  Dyestuff2 = lme4::Dyestuff2, sleepstudy = lme4::sleepstudy)
+data_sets <- c(course_data(args$in_dir, c("pig", "nepal", "pulp")),
+               list(Dyestuff = lme4::Dyestuff, Dyestuff2 = lme4::Dyestuff2,
+                    sleepstudy = lme4::sleepstudy))
 
 # name, formula of m, REML, dataset, seed, formulas of mA and m0 (or NA)
 cases <- list(
@@ -95,7 +74,7 @@ run_case <- function(cs) {
   s <- test$sample
   X <- getME(m, "X")
   mu_raw <- eigenvalues(m)
-  out <- list(
+  out <- c(list(
     name = name, formula = cs[[2]], reml = cs[[3]], dataset = cs[[4]],
     formula_mA = if (three) cs[[6]] else NULL,
     formula_m0 = if (three) cs[[7]] else NULL,
@@ -110,13 +89,9 @@ run_case <- function(cs) {
     quantiles = if (is.null(s)) NULL else unname(quantile(s, PROBS, type = 7)),
     mean = if (is.null(s)) NULL else mean(s),
     share_zero = if (is.null(s)) NULL else mean(s == 0),
-    messages = messages, warnings = warns, seconds = elapsed,
-    R_version = R.version.string,
-    lme4_version = as.character(packageVersion("lme4")),
-    RLRsim_version = as.character(packageVersion("RLRsim"))
-  )
-  json <- toJSON(out, digits = NA, auto_unbox = TRUE, null = "null", pretty = TRUE)
-  writeLines(json, file.path(out_dir, paste0(name, ".json")))
+    messages = messages, warnings = warns, seconds = elapsed
+  ), version_fields("RLRsim"))
+  write_fixture_json(out, out_dir, name)
   cat(sprintf("%-18s RLRT = %.6f  p = %.5f  zeros = %s  (%.2f s)\n", name,
               out$statistic, out$p_value,
               if (is.null(s)) "-" else format(out$share_zero), elapsed))
