@@ -96,6 +96,27 @@ def fixef_correlation(model: Any) -> pd.DataFrame:
     return pd.DataFrame(v / np.outer(d, d), index=model.vcov.index, columns=model.vcov.index)
 
 
+def correlation_lines(model: Any) -> list[str]:
+    """lme4's "Correlation of Fixed Effects" block (empty for a single coefficient)."""
+    if len(model.fixef) < 2:
+        return []
+    corr = fixef_correlation(model).iloc[1:, :-1]
+    corr.columns = [abbreviate(c) for c in corr.columns]
+    tri = corr.where(np.tril(np.ones(corr.shape, dtype=bool))).map(
+        lambda x: "" if np.isnan(x) else f"{x:.3f}")
+    return ["\nCorrelation of Fixed Effects:", tri.to_string()]
+
+
+def status_lines(model: Any) -> list[str]:
+    """Closing remarks: boundary fit, convergence problems."""
+    lines = []
+    if model.is_singular:
+        lines.append("\nboundary (singular) fit: see model.varcorr")
+    if not model.opt.converged:
+        lines.append(f"\nconvergence: {model.opt.message}")
+    return lines
+
+
 def _header(model: Any) -> list[str]:
     crit = "REML" if model.reml else "maximum likelihood"
     lines = [f"Linear mixed model fit by {crit}", f"Formula: {model.formula}"]
@@ -135,16 +156,7 @@ class MixedSummary:
             "\nFixed effects:",
             _fixed_text(self.fixed),
         ]
-        if len(self.fixed) > 1:
-            corr = fixef_correlation(m).iloc[1:, :-1]
-            corr.columns = [abbreviate(c) for c in corr.columns]
-            tri = corr.where(np.tril(np.ones(corr.shape, dtype=bool))).map(
-                lambda x: "" if np.isnan(x) else f"{x:.3f}")
-            lines += ["\nCorrelation of Fixed Effects:", tri.to_string()]
-        if m.is_singular:
-            lines.append("\nboundary (singular) fit: see model.varcorr")
-        if not m.opt.converged:
-            lines.append(f"\nconvergence: {m.opt.message}")
+        lines += correlation_lines(m) + status_lines(m)
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:

@@ -13,12 +13,12 @@ import scipy.stats
 
 from .criteria import InformationCriteria
 from .display import (
-    abbreviate,
-    fixef_correlation,
+    correlation_lines,
     format_number,
     random_table,
     random_text,
     residual_quantiles,
+    status_lines,
 )
 from .effects import RandomEffectsMixin
 from .errors import ConvergenceWarning, DataError
@@ -312,19 +312,11 @@ class GlmmSummary:
                 index=False, float_format=lambda x: f"{x:.4f}"),
             "\nRandom effects:", random_text(self.random), self._groups_line(),
             "\nFixed effects:", self._fixed_text()]
-        if len(self.fixed) > 1:
-            corr = fixef_correlation(m).iloc[1:, :-1]
-            corr.columns = [abbreviate(c) for c in corr.columns]
-            tri = corr.where(np.tril(np.ones(corr.shape, dtype=bool))).map(
-                lambda x: "" if np.isnan(x) else f"{x:.3f}")
-            lines += ["\nCorrelation of Fixed Effects:", tri.to_string()]
+        lines += correlation_lines(m)
         if m.nagq > 1:
             lines.append(f"\nlogLik includes the saturated-model constant; lme4 1.1 reports "
                          f"logLik - ({m.saturated_loglik:.4f}) for nAGQ > 1")
-        if m.is_singular:
-            lines.append("\nboundary (singular) fit: see model.varcorr")
-        if not m.opt.converged:
-            lines.append(f"\nconvergence: {m.opt.message}")
+        lines += status_lines(m)
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
