@@ -32,8 +32,8 @@ from scipy.stats import norm
 from tqdm import tqdm
 
 from .errors import LmmlibError, LmmlibWarning
-from .hessian import VarPars
 from .simulate import as_generator
+from .varcomp import VarPars
 
 __all__ = ["confint", "percent_labels"]
 

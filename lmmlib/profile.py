@@ -12,7 +12,7 @@ As in lme4 (``profile.merMod`` → ``devfun2`` → ``refitML``) the *ML deviance
 is profiled, also for models fitted by REML: the profile is centred on the ML
 estimates.  The variance parameters are profiled on the scale of standard
 deviations and correlations (``.sig01``, ...) and of σ (``.sigma``), see
-:class:`lmmlib.hessian.VarPars`; a fixed effect β_j is profiled by moving
+:class:`lmmlib.varcomp.VarPars`; a fixed effect β_j is profiled by moving
 ``X_j β_j`` into an offset and refitting the model without column j.
 
 The values are chosen as lme4 chooses them: each step aims at a change of
@@ -34,10 +34,10 @@ import pandas as pd
 from scipy.stats import chi2
 
 from .errors import ConvergenceWarning, LmmlibError
-from .hessian import VarPars
 from .optimize import minimize_theta
 from .pls import PLS
 from .threads import blas_threads
+from .varcomp import VarPars
 
 __all__ = ["profile", "zeta_at"]
 

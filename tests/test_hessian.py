@@ -10,9 +10,10 @@ from conftest import fitted, fixture_data, lme4_fixture
 
 from lmmlib import SingularFitWarning
 from lmmlib.design import build_design
-from lmmlib.hessian import VarPars, hessian, varpar_se
+from lmmlib.hessian import hessian, varpar_se
 from lmmlib.pls import PLS
 from lmmlib.profile import zeta_at
+from lmmlib.varcomp import VarPars
 
 
 def test_hessian_of_a_known_function():
