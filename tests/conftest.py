@@ -34,9 +34,20 @@ def fixture_names(kind: str | None = None) -> list[str]:
 
 
 @cache
+def reference(folder: str, name: str) -> dict:
+    """One reference fixture of a folder of tests/reference/fixtures ("" for the lme4
+    fits; "confint", "lmertest", "rlrsim", "anova", "glmer"); see its README."""
+    return json.loads((FIXTURES / folder / f"{name}.json").read_text())
+
+
+def reference_names(folder: str) -> list[str]:
+    """Names of the fixtures of one reference folder."""
+    return sorted(p.stem for p in (FIXTURES / folder).glob("*.json") if p.stem != "index")
+
+
 def lme4_fixture(name: str) -> dict:
-    """One fixture as a dict (see tests/reference/README.md for the fields)."""
-    return json.loads((FIXTURES / f"{name}.json").read_text())
+    """One lme4 lmer/lm fixture as a dict."""
+    return reference("", name)
 
 
 @cache

@@ -7,15 +7,14 @@ tests/reference/anova.R (R 4.2.2, lme4 1.1-31), and the course notes
 
 from __future__ import annotations
 
-import json
 import warnings
-from functools import cache
-from pathlib import Path
+from functools import partial
 
 import numpy as np
 import pandas as pd
 import pytest
 import scipy.special
+from conftest import reference
 
 import lmmlib
 from lmmlib.anova import (
@@ -31,12 +30,7 @@ from lmmlib.anova import (
 )
 from lmmlib.errors import DataError, LmmlibWarning
 
-FIX = Path(__file__).parent / "reference" / "fixtures" / "anova"
-
-
-@cache
-def r_fixture(name: str) -> dict:
-    return json.loads((FIX / f"{name}.json").read_text())
+r_fixture = partial(reference, "anova")  # one R anova/aov fixture
 
 
 def r_table(part: dict) -> pd.DataFrame:

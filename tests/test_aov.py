@@ -8,19 +8,15 @@ tests/reference/anova.R), STAT 528 (seed 002: pulp table, coefficients,
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import fitted, lme4_fixture
+from conftest import fitted, lme4_fixture, reference
 
 from lmmlib.aov import aov_table, group_effects, moment_estimator
 from lmmlib.errors import DataError, FormulaError
 
-REF = json.loads((Path(__file__).parent / "reference" / "fixtures" / "anova"
-                  / "aov_tables.json").read_text())
+REF = reference("anova", "aov_tables")
 
 
 def assert_matches_r(table: pd.DataFrame, ref: dict) -> None:

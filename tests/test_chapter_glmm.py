@@ -14,13 +14,9 @@ Sources of the expected values:
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pytest
+from conftest import reference
 from test_chapters import executed, glued, number
-
-GLMER = Path(__file__).parent / "reference" / "fixtures" / "glmer"
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +26,7 @@ def values() -> dict[str, float]:
 
 @pytest.fixture(scope="module")
 def grouse_fx() -> dict:
-    return json.loads((GLMER / "grouseticks_c.json").read_text())
+    return reference("glmer", "grouseticks_c")
 
 
 def test_simulated_data_are_reproducible(values):

@@ -8,14 +8,11 @@ seed 002: pulp moment estimator and REML), with lme4's confint fixtures
 
 from __future__ import annotations
 
-import json
 from functools import cache
-from pathlib import Path
 
 import pytest
+from conftest import reference
 from test_chapters import executed, glued, number
-
-CONFINT = Path(__file__).parent / "reference" / "fixtures" / "confint"
 
 
 @cache
@@ -25,7 +22,7 @@ def values() -> dict[str, float]:
 
 def confint_fixture(name: str) -> dict[str, tuple[float, float]]:
     """lme4's confint(m) (profile) limits by parameter name."""
-    fx = json.loads((CONFINT / f"{name}.json").read_text())["confint_profile"]
+    fx = reference("confint", name)["confint_profile"]
     return {r: (lo, hi) for r, lo, hi in zip(fx["rows"], fx["lower"], fx["upper"], strict=True)}
 
 

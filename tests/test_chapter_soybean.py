@@ -8,23 +8,16 @@ documented facts, and from closed forms stated next to each assertion.
 
 from __future__ import annotations
 
-import json
 import math
-from pathlib import Path
 
 import pytest
+from conftest import reference
 from test_chapters import executed, glued, number
-
-FIXTURES = Path(__file__).parent / "reference" / "fixtures"
 
 
 @pytest.fixture(scope="module")
 def values() -> dict[str, float]:
     return {key: number(text) for key, text in glued(executed("soybean")).items()}
-
-
-def _fixture(name: str) -> dict:
-    return json.loads((FIXTURES / name).read_text())
 
 
 def test_plot_date_data_counts(values):
@@ -46,7 +39,7 @@ def test_plot_date_aics_match_the_course(values):
 
 def test_plot_date_variance_components_match_lme4(values):
     # lme4 fixture soybean_full: VarCorr sd of plot_number_year and residual
-    fx = _fixture("soybean_full.json")
+    fx = reference("", "soybean_full")
     sd = {row["group"]: row["sdcor"] for row in fx["varcorr"]}
     assert values["tau_full"] == pytest.approx(sd["plot_number_year"], rel=1e-4)
     assert values["sigma_full"] == pytest.approx(sd["Residual"], rel=1e-4)
@@ -55,7 +48,7 @@ def test_plot_date_variance_components_match_lme4(values):
 def test_genotype_screen_matches_lme4(values):
     # lme4 fixture anova/drop_level_soybean: AIC(full) - AIC(full without ID column),
     # treatment contrasts with reference aRC
-    delta = _fixture("anova/drop_level_soybean.json")["delta_aic"]
+    delta = reference("anova", "drop_level_soybean")["delta_aic"]
     assert values["n_differ"] == sum(d < 0 for d in delta)
     assert values["top_geno_daic"] == pytest.approx(min(delta), abs=1e-4)
     # closed form: dAIC < 0 <=> LRT chi-square(1) > 2 <=> p < P(chi2_1 > 2) = erfc(1)
@@ -83,7 +76,7 @@ def test_disk_model_criteria_match_lme4(values, key, name):
     # lme4 fixtures of the course's three disk models on the public data
     # (days = days since the first date); the course's own printed values come
     # from a data version that is not public
-    fx = _fixture(f"{name}.json")
+    fx = reference("", name)
     assert values[f"d_aic_{key}"] == pytest.approx(fx["aic"], rel=1e-6)
     assert values[f"d_bic_{key}"] == pytest.approx(fx["bic"], rel=1e-6)
 

@@ -6,27 +6,20 @@ tests/reference/lme4_confint.R (lme4 1.1-31).
 
 from __future__ import annotations
 
-import json
-from functools import cache
-from pathlib import Path
+from functools import cache, partial
 
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import fitted
+from conftest import fitted, reference_names
+from conftest import reference as lme4_reference
 from scipy.stats import norm
 
 from lmmlib import LmmlibError
 from lmmlib.confint import confint, percent_labels
 
-CONFINT = Path(__file__).parent / "reference" / "fixtures" / "confint"
-MODELS = sorted(p.stem for p in CONFINT.glob("*.json"))
-
-
-@cache
-def reference(name: str) -> dict:
-    """One lme4 confint fixture."""
-    return json.loads((CONFINT / f"{name}.json").read_text())
+MODELS = reference_names("confint")
+reference = partial(lme4_reference, "confint")  # one lme4 confint fixture
 
 
 def _table(block: dict) -> np.ndarray:

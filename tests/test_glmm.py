@@ -13,15 +13,13 @@ group with scipy.integrate.quad, independently of lmmlib.
 
 from __future__ import annotations
 
-import json
 import warnings
-from functools import cache
-from pathlib import Path
+from functools import cache, partial
 
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import fixture_data
+from conftest import fixture_data, reference
 from scipy import integrate, optimize, stats
 from scipy.special import gammaln
 
@@ -29,14 +27,8 @@ from lmmlib.errors import DataError, DataWarning
 from lmmlib.glmm import glmer
 from lmmlib.glmm_family import FamilyError
 
-GLMER = Path(__file__).parent / "reference" / "fixtures" / "glmer"
-NAMES = json.loads((GLMER / "index.json").read_text())["models"]
-
-
-@cache
-def fixture(name: str) -> dict:
-    """One lme4 glmer fixture."""
-    return json.loads((GLMER / f"{name}.json").read_text())
+fixture = partial(reference, "glmer")  # one lme4 glmer fixture
+NAMES = fixture("index")["models"]
 
 
 @cache

@@ -6,26 +6,22 @@ Fixtures: tests/reference/fixtures/confint/*.json (``profile``: the rows of
 
 from __future__ import annotations
 
-import json
 from functools import cache
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import fitted
+from conftest import fitted, reference
 from scipy.stats import norm
 
 from lmmlib import LmmlibError
 from lmmlib.profile import profile, zeta_at
 
-CONFINT = Path(__file__).parent / "reference" / "fixtures" / "confint"
-
 
 @cache
 def lme4_profile(name: str) -> pd.DataFrame:
     """lme4's profile points: par, zeta, value (the profiled parameter) and all parameters."""
-    p = json.loads((CONFINT / f"{name}.json").read_text())["profile"]
+    p = reference("confint", name)["profile"]
     df = pd.DataFrame({k: np.array(v, dtype=float) for k, v in p["values"].items()})
     df.insert(0, "value", np.array(p["focal"], dtype=float))
     df.insert(0, "zeta", np.array([np.nan if z is None else z for z in p["zeta"]], dtype=float))
@@ -70,7 +66,7 @@ def test_profile_layout_and_ml_estimates():
     ref_opt = ref[ref["zeta"] == 0].iloc[0][names].to_numpy(dtype=float)
     np.testing.assert_allclose(list(prof.attrs["estimates"].values()), ref_opt, rtol=2e-3)
     assert prof.attrs["deviance"] == pytest.approx(
-        json.loads((CONFINT / "sleepstudy_reml.json").read_text())["ml_deviance"], abs=1e-6)
+        reference("confint", "sleepstudy_reml")["ml_deviance"], abs=1e-6)
     for par, pts in prof.groupby("par", sort=False):
         np.testing.assert_array_equal(pts["value"], pts[par])
         assert np.all(np.diff(pts["value"]) > 0), par

@@ -14,16 +14,14 @@ implementation would fail one check with probability 6e-5.
 
 from __future__ import annotations
 
-import json
 import warnings
-from functools import cache
-from pathlib import Path
+from functools import cache, partial
 
 import numpy as np
 import pytest
 import scipy.optimize
 import scipy.stats
-from conftest import fitted, fixture_data, lme4_fixture
+from conftest import fitted, fixture_data, lme4_fixture, reference
 
 import lmmlib
 from lmmlib.pls import z_matrix
@@ -35,7 +33,6 @@ from lmmlib.rlrt import (
     rlrt_eigenvalues,
 )
 
-RLRSIM = Path(__file__).parent / "reference" / "fixtures" / "rlrsim"
 NSIM = 10_000
 SEED = 20240611
 N_SE = 4.0
@@ -46,10 +43,7 @@ SINGLE = {"pulp": "pulp_reml", "pulp_ml": "pulp_ml", "nepal_ri": "nepal_ri",
 SIMULATED = [*SINGLE, "sleepstudy_slope"]
 
 
-@cache
-def rlrsim(name: str) -> dict:
-    """One RLRsim fixture."""
-    return json.loads((RLRSIM / f"{name}.json").read_text())
+rlrsim = partial(reference, "rlrsim")  # one RLRsim fixture
 
 
 @cache

@@ -8,15 +8,13 @@ Reference values: ``tests/reference/fixtures/lmertest/*.json``, written by
 
 from __future__ import annotations
 
-import json
 import re
 import warnings
-from functools import cache
-from pathlib import Path
+from functools import cache, partial
 
 import numpy as np
 import pytest
-from conftest import fixture_data
+from conftest import fixture_data, reference
 from scipy import stats
 
 import lmmlib
@@ -29,14 +27,8 @@ from lmmlib.satterthwaite import (
     satterthwaite_parts,
 )
 
-LT = Path(__file__).parent / "reference" / "fixtures" / "lmertest"
-NAMES = json.loads((LT / "index.json").read_text())["models"]
-
-
-@cache
-def lt_fixture(name: str) -> dict:
-    """One lmerTest fixture (data set, factor levels, coefficient table)."""
-    return json.loads((LT / f"{name}.json").read_text())
+lt_fixture = partial(reference, "lmertest")  # data set, factor levels, coefficient table
+NAMES = lt_fixture("index")["models"]
 
 
 @cache
