@@ -62,13 +62,14 @@ class OptSummary:
 
 
 def finite_gradient(f: Callable[[np.ndarray], float], x: np.ndarray, lower: np.ndarray,
-                    h: float = 1e-4) -> tuple[np.ndarray, np.ndarray]:
+                    h: float = 1e-4, f0: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Finite-difference gradient and diagonal of the Hessian of ``f`` at ``x``.
 
-    Central differences, forward ones where a lower bound is within reach.
+    Central differences, forward ones where a lower bound is within reach;
+    ``f0`` is ``f(x)`` when the caller already has it.
     """
     g, hd = np.zeros_like(x), np.full_like(x, np.nan)
-    f0 = f(x)
+    f0 = f(x) if f0 is None else f0
     for i in range(x.size):
         e = np.zeros_like(x)
         step = h * max(1.0, abs(x[i]))
@@ -93,11 +94,12 @@ class _Check:
     suspicious: bool  # a Newton step not small relative to its parameter
 
 
-def _check(f: Callable[[np.ndarray], float], theta: np.ndarray, lower: np.ndarray) -> _Check:
+def _check(f: Callable[[np.ndarray], float], theta: np.ndarray, lower: np.ndarray,
+           fval: float) -> _Check:
     at_bound = np.isfinite(lower) & (theta - lower < BOUNDARY_TOL)
     boundary = tuple(int(i) for i in np.flatnonzero(at_bound))
     free = ~at_bound
-    grad, hdiag = finite_gradient(f, theta, lower)
+    grad, hdiag = finite_gradient(f, theta, lower, f0=fval)
     # lme4 judges the gradient scaled by the curvature (a Newton step); the
     # diagonal of the Hessian is used here, from the same evaluations
     step = np.where(hdiag > 0, np.abs(grad) / np.where(hdiag > 0, hdiag, 1.0), np.abs(grad))
@@ -180,7 +182,7 @@ def minimize_theta(
 
     fval0 = f(theta0)
     code, message = _bobyqa(wrapped, theta0, lower, ftol_abs, xtol_abs, maxeval, None)
-    check = _check(f, best[1], lower)
+    check = _check(f, best[1], lower, best[0])
     if restart and code is not None and n > 0 and check.suspicious:
         # BOBYQA can stop on its f-tolerance while its quadratic model is still
         # coarse (the stopping point then depends on row order): restart from the
@@ -189,7 +191,7 @@ def minimize_theta(
         step = np.maximum(1e-3 * np.abs(start), 1e-4)
         code, message = _bobyqa(wrapped, start, lower, ftol_abs, xtol_abs,
                                 max(maxeval - count[0], 1), step)
-        check = _check(f, best[1], lower)
+        check = _check(f, best[1], lower, best[0])
     theta, fval = best[1], float(best[0])
     feval = count[0]
     converged = code in (nlopt.SUCCESS, nlopt.FTOL_REACHED, nlopt.XTOL_REACHED)
