@@ -18,6 +18,7 @@ from .aov import aov_table, moment_estimator
 from .batch import batch_refit
 from .bootstrap import BootstrapLRT, BootstrapResult, bootstrap_lrt
 from .errors import (
+    ArgumentError,
     ConvergenceWarning,
     DataError,
     DatasetError,
@@ -56,6 +57,7 @@ def __getattr__(name: str):
 
 
 __all__ = [
+    "ArgumentError",
     "ConvergenceWarning",
     "DataError",
     "DataWarning",

@@ -20,6 +20,10 @@ class DataError(LmmlibError, ValueError):
     """The data cannot support the requested model (bad values, too few levels...)."""
 
 
+class ArgumentError(LmmlibError, ValueError):
+    """An argument has the wrong type or value (a string for a boolean, ``n_jobs=0``...)."""
+
+
 class DatasetError(LmmlibError, OSError):
     """A course dataset is missing, corrupted or cannot be downloaded."""
 
