@@ -11,18 +11,17 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import scipy.linalg
-from formulaic import Formula, model_matrix
 
 from .errors import DataError, DataWarning, FormulaError
 from .formula import ParsedFormula, parse_formula
-from .frame import model_frame, response_vector
-from .reterms import Block, ReTerm, build_blocks, group_codes
+from .frame import as_frame, model_frame, normalise_columns, response_vector
+from .reterms import Block, ReTerm, build_blocks, new_level_codes
+from .terms import MatrixSpec, piece_matrix
 
 __all__ = ["Design", "block_covariates", "block_rows", "build_design", "fixed_matrix",
            "fixed_rows"]
@@ -41,7 +40,7 @@ class Design:
     xnames: tuple[str, ...]
     blocks: tuple[Block, ...]
     reterms: tuple[ReTerm, ...]
-    fixed_spec: Any
+    fixed_spec: MatrixSpec
     term_specs: dict[str, Any]
     dropped: tuple[str, ...] = ()
 
@@ -68,10 +67,6 @@ class Design:
         return np.where(np.isfinite(self.lower()), 1.0, 0.0)
 
 
-def _rename(col: str) -> str:
-    return "(Intercept)" if col == "Intercept" else str(col)
-
-
 def _independent_columns(X: np.ndarray) -> np.ndarray:
     """Mask of columns not (numerically) spanned by the columns before them."""
     norms = np.linalg.norm(X, axis=0)
@@ -82,24 +77,13 @@ def _independent_columns(X: np.ndarray) -> np.ndarray:
     return keep & (norms > 0)
 
 
-@lru_cache(maxsize=256)
-def _formula(fixed: str) -> Formula:
-    """The parsed formulaic formula (parsing is the slow part of small fits)."""
-    return Formula(fixed)
-
-
-def fixed_matrix(fixed: str, frame: pd.DataFrame) -> tuple[np.ndarray, tuple[str, ...], Any]:
-    """Fixed-effects model matrix, its lme4-style column names and formulaic spec."""
-    try:
-        mm = model_matrix(_formula(fixed), frame, na_action="raise")
-    except Exception as exc:
-        raise FormulaError(f"cannot build the fixed-effects matrix for {fixed!r}: {exc}") from exc
-    X = np.asarray(mm, dtype=float)
-    names = tuple(_rename(c) for c in mm.columns)
-    bad = [n for n, ok in zip(names, np.isfinite(X).all(axis=0), strict=True) if not ok]
+def fixed_matrix(fixed: str, frame: pd.DataFrame) -> tuple[np.ndarray, tuple[str, ...], MatrixSpec]:
+    """Fixed-effects model matrix, its lme4-style column names and its spec for new data."""
+    X, spec = piece_matrix(fixed, frame, "the fixed-effects matrix")
+    bad = [n for n, ok in zip(spec.names, np.isfinite(X).all(axis=0), strict=True) if not ok]
     if bad:
         raise DataError(f"fixed-effects column(s) {', '.join(bad)} contain inf or NaN values")
-    return X, names, mm.model_spec
+    return X, spec.names, spec
 
 
 def _drop_dependent(X: np.ndarray, names: tuple[str, ...]) -> tuple[np.ndarray, tuple, tuple]:
@@ -218,14 +202,28 @@ def build_design(formula: str | ParsedFormula, data: Any, *, require_random: boo
     return Design(parsed, frame, y, X, names, tuple(blocks), tuple(reterms), spec, specs, dropped)
 
 
+def newdata_frame(design: Design, newdata: Any) -> pd.DataFrame:
+    """New data as a frame with the fit's column conventions (plain numpy dtypes)."""
+    frame = as_frame(newdata)
+    if len(frame) == 0:
+        raise DataError("newdata has 0 rows")
+    used = [c for c in design.frame.columns if c in frame.columns]
+    grouping = {f for t in design.formula.random for f in t.factors}
+    return normalise_columns(frame.loc[:, used], grouping) if used else frame
+
+
 def fixed_rows(design: Design, frame: pd.DataFrame) -> np.ndarray:
-    """Fixed-effects model matrix of new rows, with the fitted design's columns."""
+    """Fixed-effects model matrix of new rows, with the fitted design's columns.
+
+    Raises
+    ------
+    DataError
+        When a needed column is missing, has missing values, or a factor has a
+        level that the fit did not see (lme4: "new levels detected in newdata").
+    """
     spec = design.fixed_spec
-    try:
-        X = np.asarray(spec.get_model_matrix(frame), dtype=float)
-    except Exception as exc:
-        raise DataError(f"cannot build the fixed effects for newdata: {exc}") from exc
-    keep = [i for i, name in enumerate(spec.column_names) if _rename(name) in design.xnames]
+    X = spec.rows(frame)
+    keep = [i for i, name in enumerate(spec.names) if name in design.xnames]
     return X[:, keep]
 
 
@@ -235,22 +233,25 @@ def block_covariates(design: Design, block: Block, frame: pd.DataFrame) -> np.nd
     for t in design.reterms:
         if t.factor == block.factor:
             spec = design.term_specs[f"({t.expr} | {t.factor})"]
-            try:
-                parts.append(np.asarray(spec.get_model_matrix(frame), dtype=float))
-            except Exception as exc:
-                raise DataError(f"cannot build ({t.expr} | {t.factor}) for newdata: {exc}") from exc
+            parts.append(spec.rows(frame, f"newdata for ({t.expr} | {t.factor})"))
     return np.hstack(parts)
 
 
 def block_rows(design: Design, block: Block, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """Random-effects covariates of new rows for one block and their level codes.
 
-    Levels not seen in the fit get code −1 (their effect is taken as 0).
+    Levels are matched by value (``1``, ``1.0`` and ``"1"`` are one level, as
+    R's factor labels); a missing grouping value gets code −1 and a level not
+    seen in the fit code −2 (their effect is taken as 0 where allowed).
     """
     factors = tuple(block.factor.split(":"))
     missing = [f for f in factors if f not in frame.columns]
     if missing:
         raise DataError(f"newdata lacks the grouping column(s) {', '.join(missing)}; "
                         "use re=False for population predictions")
-    codes, labels = group_codes(frame, factors)
-    return block_covariates(design, block, frame), block.levels.get_indexer(labels)[codes]
+    codes = new_level_codes(block, frame, factors)
+    rows = np.zeros((len(frame), block.q))
+    known = codes >= 0
+    if known.any():
+        rows[known] = block_covariates(design, block, frame.loc[known])
+    return rows, codes

@@ -10,7 +10,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .checks import as_bool
 from .design import block_rows
+from .errors import DataError
 from .ranef import block_condvars, block_effects, ranef_frame
 from .varcomp import term_covariances
 
@@ -61,15 +63,30 @@ class RandomEffectsMixin:
             out[factor] = table
         return out
 
-    def _zb(self, frame: pd.DataFrame, known: bool) -> np.ndarray:
-        """Z b̂ for the rows of ``frame`` (levels not seen in the fit contribute 0)."""
+    def _zb(self, frame: pd.DataFrame, known: bool, allow_new_levels: bool = False) -> np.ndarray:
+        """Z b̂ for the rows of ``frame``.
+
+        Rows with a missing grouping value contribute 0 (the population
+        prediction); so do levels not seen in the fit when ``allow_new_levels``
+        is true, and otherwise they are an error naming the level, as in lme4.
+        """
         total = np.zeros(len(frame))
         effects = block_effects(self._sol, self.design.blocks)
+        allow = as_bool(allow_new_levels, "allow_new_levels")
         for block, eff in zip(self.design.blocks, effects, strict=True):
             if known:
                 Z, codes = block.Z, block.codes
             else:
                 Z, codes = block_rows(self.design, block, frame)
+                new = codes == -2
+                if new.any() and not allow:
+                    factors = block.factor.split(":")
+                    levels = frame.loc[new, factors].astype(str).agg(":".join, axis=1)
+                    shown = ", ".join(map(repr, list(dict.fromkeys(levels))[:5]))
+                    raise DataError(
+                        f"new level(s) {shown} of {block.factor!r} in newdata; pass "
+                        "allow_new_levels=True to predict them at the population level "
+                        "(lme4's allow.new.levels)")
             hit = codes >= 0
             total[hit] += np.einsum("ij,ij->i", Z[hit], eff[codes[hit]])
         return total

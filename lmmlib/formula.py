@@ -8,7 +8,13 @@ shorthands:
 * ``(1 | a/b)``  becomes ``(1 | a) + (1 | b:a)`` (nested factors, named as lme4 does);
 * ``(1 | a:b)``  is one term whose grouping factor is the interaction of a and b.
 
-R's ``I(x^2)`` is accepted and rewritten to Python's ``I(x**2)``.
+R's ``I(x^2)`` is accepted and rewritten to Python's ``I(x**2)``.  Names in
+backticks (`` `body mass` ``, `` `x.1` ``) may hold any character; the splitting
+below ignores what is inside backticks and string literals.
+
+Formulas are code: formulaic evaluates their terms as Python, as R evaluates
+formulas.  lmmlib evaluates nothing of a formula itself; never pass formulas
+from untrusted input.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from .errors import FormulaError
+from .names import mask_quoted, strip_quotes
 
 __all__ = ["ParsedFormula", "RandomTerm", "parse_formula"]
 
@@ -80,18 +87,19 @@ def _r_powers_to_python(text: str) -> str:
 
 
 def _split_top_level(text: str, sep: str) -> list[str]:
-    """Split ``text`` on ``sep`` where it is not inside parentheses."""
+    """Split ``text`` on ``sep`` where it is not inside parentheses or quotes."""
     parts, depth, start = [], 0, 0
+    masked = mask_quoted(text)
     i = 0
     while i < len(text):
-        ch = text[i]
+        ch = masked[i]
         if ch == "(":
             depth += 1
         elif ch == ")":
             depth -= 1
             if depth < 0:
                 raise FormulaError(f"unbalanced parentheses in formula part {text!r}")
-        elif depth == 0 and text.startswith(sep, i):
+        elif depth == 0 and masked.startswith(sep, i):
             parts.append(text[start:i])
             start = i + len(sep)
             i += len(sep)
@@ -106,7 +114,7 @@ def _split_top_level(text: str, sep: str) -> list[str]:
 def signed_terms(rhs: str) -> list[tuple[str, str]]:
     """Split a right-hand side into (sign, term) pairs at top-level + and -."""
     terms, depth, start, sign = [], 0, 0, "+"
-    for i, ch in enumerate(rhs):
+    for i, ch in enumerate(mask_quoted(rhs)):
         depth += {"(": 1, ")": -1}.get(ch, 0)
         if depth == 0 and ch in "+-":
             # a sign directly after an operator or at the start is unary
@@ -136,14 +144,37 @@ def _bar_term(term: str) -> tuple[str, str, bool] | None:
 
 def _group_factors(group: str, term: str) -> list[tuple[str, ...]]:
     """Expand a grouping expression: ``a`` | ``a:b`` | ``a/b`` (nested)."""
-    group = group.replace(" ", "")
-    if not group:
+    if not group.strip():
         raise FormulaError(f"random term {term!r} has no grouping factor")
-    if "/" in group:
+    nested = [[_factor_name(f, term) for f in _split_top_level(part, ":")]
+              for part in _split_top_level(group, "/")]
+    if len(nested) > 1:
+        if any(len(names) > 1 for names in nested):
+            raise FormulaError(f"random term {term!r} mixes / and : in its grouping factor")
         # lme4 names the inner factors innermost first: a/b -> a, b:a
-        levels = group.split("/")
+        levels = [names[0] for names in nested]
         return [tuple(reversed(levels[: i + 1])) for i in range(len(levels))]
-    return [tuple(group.split(":"))]
+    return [tuple(nested[0])]
+
+
+_NAME = re.compile(r"[A-Za-z_.][A-Za-z0-9_.]*")
+
+
+def _factor_name(text: str, term: str) -> str:
+    """One column of a grouping factor: a plain name or a backtick-quoted one."""
+    text = text.strip()
+    if len(text) >= 2 and text[0] == text[-1] == "`":
+        return strip_quotes(text)
+    if not _NAME.fullmatch(text):
+        raise FormulaError(f"grouping factor {text!r} of {term!r} must be a column name "
+                           "(in backticks if it is not a plain name, e.g. `my group`)")
+    return text
+
+
+def _squash_spaces(text: str) -> str:
+    """Runs of white space become one space, except inside backticks and quotes."""
+    parts = re.split(r"(`[^`]*`|'[^']*'|\"[^\"]*\")", text)
+    return "".join(p if i % 2 else " ".join(p.split()) for i, p in enumerate(parts)).strip()
 
 
 def _uncorrelated(expr: str, term: str) -> list[str]:
@@ -171,6 +202,19 @@ def _random_terms(expr: str, group: str, double: bool, term: str) -> list[Random
     ]
 
 
+_DOUBLE_OPERATOR = re.compile(r"[~+\-*/:^|(]\s*[*/:^|)]|[*/:^]\s*[+~]|[+\-*/:^~]\s*$")
+
+
+def _check_operators(text: str, formula: str) -> None:
+    """Refuse operator typos such as ``x +* z`` or a dangling ``+``."""
+    masked = mask_quoted(text).replace("**", "^").replace("||", "|")
+    m = _DOUBLE_OPERATOR.search(masked)
+    if m is not None:
+        near = text[max(m.start() - 6, 0): m.end() + 6].strip()
+        raise FormulaError(f"formula {formula!r} has an operator without a term near "
+                           f"{near!r}; check for a typo such as '+*' or a trailing '+'")
+
+
 @lru_cache(maxsize=256)
 def parse_formula(formula: str) -> ParsedFormula:
     """Parse an lme4-style model formula.
@@ -191,7 +235,10 @@ def parse_formula(formula: str) -> ParsedFormula:
     FormulaError
         If the formula has no ``~``, no response, or malformed bar terms.
     """
-    text = " ".join(_r_powers_to_python(formula).split())
+    if not isinstance(formula, str):
+        raise FormulaError(f"formula must be a string, got {type(formula).__name__}")
+    text = _squash_spaces(_r_powers_to_python(formula))
+    _check_operators(text, formula)
     sides = _split_top_level(text, "~")
     if len(sides) != 2 or not sides[0].strip():
         raise FormulaError(f"formula {formula!r} must look like 'response ~ terms'")
@@ -202,6 +249,10 @@ def parse_formula(formula: str) -> ParsedFormula:
     random: list[RandomTerm] = []
     for sign, term in signed_terms(rhs):
         bar = _bar_term(term)
+        if bar is None and len(_split_top_level(term, "|")) > 1:
+            raise FormulaError(
+                f"random term {term!r} in {formula!r} needs parentheses: write "
+                f"'({term.strip()})', e.g. 'y ~ x + (1 | g)'")
         if bar is None:
             fixed.append(term if sign == "+" else f"- {term}")
         elif sign == "-":

@@ -11,7 +11,9 @@ import numpy as np
 import pandas as pd
 import scipy.stats
 
+from .checks import as_bool
 from .criteria import InformationCriteria
+from .design import fixed_rows, newdata_frame
 from .display import (
     correlation_lines,
     format_number,
@@ -21,8 +23,7 @@ from .display import (
     status_lines,
 )
 from .effects import RandomEffectsMixin
-from .errors import ConvergenceWarning, DataError
-from .frame import as_frame
+from .errors import ConvergenceWarning
 from .pls import PLSSolution
 from .simulate import as_generator, block_draws
 from .varcomp import varcorr_frame
@@ -202,7 +203,8 @@ class GeneralizedLinearMixedModel(RandomEffectsMixin, InformationCriteria):
                              "or 'response'")
         return pd.Series(r, index=self.design.frame.index, name="residuals")
 
-    def predict(self, newdata: Any = None, type: str = "link", re: bool = True) -> pd.Series:
+    def predict(self, newdata: Any = None, type: str = "link", re: bool = True,
+                allow_new_levels: bool = False) -> pd.Series:
         """Predictions on the link (default, as lme4) or response scale.
 
         Parameters
@@ -212,13 +214,17 @@ class GeneralizedLinearMixedModel(RandomEffectsMixin, InformationCriteria):
         type : {"link", "response"}
             Scale of the predictions.
         re : bool
-            Include the conditional modes of known levels; unknown levels get
-            the population prediction (``allow.new.levels = TRUE``).
+            Include the conditional modes (``False``: population predictions).
+        allow_new_levels : bool
+            Levels not seen in the fit get the population prediction (``True``)
+            or are an error (``False``, lme4's default); a missing grouping
+            value always gives the population prediction.
 
         Returns
         -------
         Series
         """
+        re = as_bool(re, "re")
         if type not in ("link", "response"):
             raise ValueError(f"type must be 'link' or 'response', got {type!r}")
         mode = self.fit.mode
@@ -226,18 +232,11 @@ class GeneralizedLinearMixedModel(RandomEffectsMixin, InformationCriteria):
             index = self.design.frame.index
             eta = mode.eta if re else self.design.X @ mode.beta
         else:
-            frame = as_frame(newdata)
+            frame = newdata_frame(self.design, newdata)
             index = frame.index
-            spec = self.design.fixed_spec
-            try:
-                X = np.asarray(spec.get_model_matrix(frame), dtype=float)
-            except Exception as exc:
-                raise DataError(f"cannot build the fixed effects for newdata: {exc}") from exc
-            keep = [i for i, n in enumerate(spec.column_names)
-                    if ("(Intercept)" if n == "Intercept" else n) in self.design.xnames]
-            eta = X[:, keep] @ mode.beta
+            eta = fixed_rows(self.design, frame) @ mode.beta
             if re:
-                eta = eta + self._zb(frame, known=False)
+                eta = eta + self._zb(frame, known=False, allow_new_levels=allow_new_levels)
         out = eta if type == "link" else self.family.linkinv(eta)
         return pd.Series(out, index=index, name="predicted")
 

@@ -16,9 +16,8 @@ import pandas as pd
 import scipy.linalg
 
 from .criteria import InformationCriteria
-from .design import Design, build_design
+from .design import Design, build_design, fixed_rows, newdata_frame
 from .errors import DataError
-from .frame import as_frame
 from .threads import blas_threads
 
 __all__ = ["LinearModel", "lm"]
@@ -99,15 +98,19 @@ class LinearModel(InformationCriteria):
                          name="residuals")
 
     def predict(self, newdata: Any = None) -> pd.Series:
-        """Predictions Xβ̂ for new data (default: the fitted values)."""
+        """Predictions Xβ̂ for new data (default: the fitted values).
+
+        Raises
+        ------
+        DataError
+            When newdata lacks a column, has missing values in one, or has a
+            factor level that the fit did not see.
+        """
         if newdata is None:
             return self.fitted.copy()
-        frame = as_frame(newdata)
-        spec = self.design.fixed_spec
-        X = np.asarray(spec.get_model_matrix(frame), dtype=float)
-        keep = [i for i, n in enumerate(spec.column_names)
-                if ("(Intercept)" if n == "Intercept" else n) in self.design.xnames]
-        return pd.Series(X[:, keep] @ self._beta, index=frame.index, name="predicted")
+        frame = newdata_frame(self.design, newdata)
+        return pd.Series(fixed_rows(self.design, frame) @ self._beta, index=frame.index,
+                         name="predicted")
 
     def summary(self) -> Any:
         """R-style coefficient table."""

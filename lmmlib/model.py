@@ -8,16 +8,21 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .checks import as_bool
 from .criteria import InformationCriteria
-from .design import Design, fixed_rows
+from .design import Design, fixed_rows, newdata_frame
 from .effects import RandomEffectsMixin
-from .frame import as_frame
+from .errors import DataError
 from .optimize import OptSummary
 from .pls import PLS, PLSSolution
 from .simulate import as_generator, simulate_responses
 from .varcomp import varcorr_frame
 
 __all__ = ["LinearMixedModel"]
+
+#: A residual SD below this fraction of the response's SD means an exact fit
+#: (rounding leaves ~1e-16 relative; real data are never this close).
+EXACT_FIT_TOL = 1e-9
 
 
 class LinearMixedModel(RandomEffectsMixin, InformationCriteria):
@@ -37,6 +42,18 @@ class LinearMixedModel(RandomEffectsMixin, InformationCriteria):
         self.reml = bool(reml)
         self.data_name = data_name
         self._sol: PLSSolution = pls.solve(opt.theta)
+        self._check_residual()
+
+    def _check_residual(self) -> None:
+        """Refuse a response that the fixed and random effects reproduce exactly."""
+        spread = float(np.std(self.design.y))
+        if self.sigma <= EXACT_FIT_TOL * spread:
+            factors = ", ".join(repr(b.factor) for b in self.design.blocks)
+            raise DataError(
+                f"the response is exactly determined by the fixed effects and the random "
+                f"effects of {factors} (residual SD {self.sigma:.2g} against a response SD "
+                f"of {spread:.3g}): no residual variance is left to estimate; e.g. the "
+                f"response is constant within every level of a grouping factor")
 
     # -- parameters ----------------------------------------------------------
     @property
@@ -109,7 +126,8 @@ class LinearMixedModel(RandomEffectsMixin, InformationCriteria):
         return pd.Series(self.design.y - self.fitted.to_numpy(), index=self.fitted.index,
                          name="residuals")
 
-    def predict(self, newdata: Any = None, re: bool = True) -> pd.Series:
+    def predict(self, newdata: Any = None, re: bool = True,
+                allow_new_levels: bool = False) -> pd.Series:
         """Predictions for new data.
 
         Parameters
@@ -117,20 +135,31 @@ class LinearMixedModel(RandomEffectsMixin, InformationCriteria):
         newdata : DataFrame, optional
             Defaults to the data used in the fit.
         re : bool
-            Include the BLUPs of known levels (``re.form = NULL`` in lme4);
-            levels not seen in the fit get the population prediction.
+            Include the BLUPs (``re.form = NULL`` in lme4); ``False`` gives the
+            population predictions X β̂.
+        allow_new_levels : bool
+            Levels of a grouping factor not seen in the fit get the population
+            prediction (``True``) or are an error (``False``, lme4's default).
+            A missing grouping value always gives the population prediction.
 
         Returns
         -------
         Series
+
+        Raises
+        ------
+        DataError
+            When newdata lacks a column, has missing covariates, or has a level
+            of a fixed-effect factor that the fit did not see.
         """
+        re = as_bool(re, "re")
         if newdata is None:
             return self.fitted.copy() if re else pd.Series(
                 self.design.X @ self._sol.beta, index=self.design.frame.index)
-        frame = as_frame(newdata)
+        frame = newdata_frame(self.design, newdata)
         eta = fixed_rows(self.design, frame) @ self._sol.beta
         if re:
-            eta = eta + self._zb(frame, known=False)
+            eta = eta + self._zb(frame, known=False, allow_new_levels=allow_new_levels)
         return pd.Series(eta, index=frame.index, name="predicted")
 
     # -- simulation and refitting -------------------------------------------

@@ -17,12 +17,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from formulaic import model_matrix
 
 from .errors import DataError
 from .formula import RandomTerm, signed_terms
+from .names import strip_quotes
+from .terms import piece_matrix
 
-__all__ = ["Block", "ReTerm", "build_blocks", "group_codes", "term_matrix"]
+__all__ = ["Block", "ReTerm", "build_blocks", "group_codes", "level_label", "new_level_codes",
+           "term_matrix"]
 
 
 @dataclass(frozen=True)
@@ -70,11 +72,19 @@ class Block:
         return filled
 
 
-def _levels_of(col: pd.Series) -> list:
-    if isinstance(col.dtype, pd.CategoricalDtype):
-        present = set(col.unique())
-        return [c for c in col.cat.categories if c in present]
-    return sorted(col.unique(), key=lambda v: (isinstance(v, str), v))
+def level_label(value: object) -> str:
+    """A level's label as R's ``as.character``: ``1``, ``1.0`` and ``"1"`` are all ``"1"``.
+
+    Examples
+    --------
+    >>> [level_label(v) for v in (1, 1.0, "1", 2.5, True)]
+    ['1', '1', '1', '2.5', 'True']
+    """
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    if isinstance(value, (np.integer, np.floating, np.bool_)):
+        return str(value.item())
+    return str(value)
 
 
 def _single_codes(col: pd.Series) -> tuple[np.ndarray, list]:
@@ -88,26 +98,51 @@ def _single_codes(col: pd.Series) -> tuple[np.ndarray, list]:
         return codes.astype(np.int64), list(col.cat.categories[used])
     try:
         codes, uniques = pd.factorize(col, sort=True)
-        return codes.astype(np.int64), list(uniques)
-    except TypeError:  # mixed types: numbers first, then strings
-        levels = _levels_of(col)
-        return pd.Index(levels).get_indexer(col).astype(np.int64), levels
+    except TypeError as exc:
+        raise DataError(f"grouping column {col.name!r} mixes values of different types "
+                        "that cannot be ordered; convert it to one type") from exc
+    return codes.astype(np.int64), list(uniques)
+
+
+def _labels(name: str, levels: list) -> list[str]:
+    labels = [level_label(v) for v in levels]
+    if len(set(labels)) < len(labels):
+        dup = sorted({lab for lab in labels if labels.count(lab) > 1})
+        raise DataError(f"grouping column {name!r} has different values with the same label "
+                        f"{', '.join(map(repr, dup[:5]))} (e.g. 1 and '1'); convert it to one "
+                        "type")
+    return labels
 
 
 def group_codes(frame: pd.DataFrame, factors: tuple[str, ...]) -> tuple[np.ndarray, pd.Index]:
     """Integer codes and level labels of a (possibly interacted) grouping factor."""
     if len(factors) == 1:
         codes, levels = _single_codes(frame[factors[0]])
-        return codes, pd.Index([str(v) for v in levels], name=factors[0])
+        return codes, pd.Index(_labels(factors[0], levels), name=factors[0])
     codes = np.zeros(len(frame), dtype=np.int64)
     labels: list[list[str]] = [[]]
     for name in factors:
         c, levels = _single_codes(frame[name])
         codes = codes * len(levels) + c
-        labels = [a + [str(b)] for a in labels for b in levels]
+        labels = [a + [b] for a in labels for b in _labels(name, levels)]
     used, codes = np.unique(codes, return_inverse=True)
     index = pd.Index([":".join(labels[u]) for u in used], name=":".join(factors))
     return codes.astype(np.int64), index
+
+
+def new_level_codes(block: Block, frame: pd.DataFrame, factors: tuple[str, ...]) -> np.ndarray:
+    """Codes of new rows in a fitted block: −1 for a missing value, −2 for an unseen level."""
+    missing = np.zeros(len(frame), dtype=bool)
+    parts = []
+    for name in factors:
+        col = frame[name]
+        missing |= col.isna().to_numpy()
+        parts.append([level_label(v) for v in col.astype(object).to_numpy()])
+    labels = [":".join(p) for p in zip(*parts, strict=True)]
+    codes = block.levels.get_indexer(labels).astype(np.int64)
+    codes[codes < 0] = -2
+    codes[missing] = -1
+    return codes
 
 
 @dataclass(frozen=True)
@@ -132,6 +167,15 @@ class SimpleTermSpec:
         cols += [frame[c].to_numpy(dtype=float) for c in self.columns]
         return np.column_stack(cols)
 
+    def rows(self, frame: pd.DataFrame, what: str = "newdata") -> np.ndarray:
+        """The covariates of new rows; a missing column or value is an error naming it."""
+        for c in self.columns:
+            if c not in frame.columns:
+                raise DataError(f"{what} lacks the column {c!r}")
+            if not _is_numeric(frame[c]) or frame[c].isna().any():
+                raise DataError(f"{what}: column {c!r} must be numbers without missing values")
+        return self.get_model_matrix(frame)
+
     @classmethod
     def parse(cls, expr: str, frame: pd.DataFrame) -> SimpleTermSpec | None:
         """The spec of ``expr`` if it is that simple, else ``None``."""
@@ -141,8 +185,9 @@ class SimpleTermSpec:
                 intercept = False
             elif tok == "1":
                 continue
-            elif sign == "+" and tok in frame.columns and _is_numeric(frame[tok]):
-                columns.append(tok)
+            elif sign == "+" and strip_quotes(tok) in frame.columns and \
+                    _is_numeric(frame[strip_quotes(tok)]):
+                columns.append(strip_quotes(tok))
             else:
                 return None
         if not intercept and not columns:
@@ -159,11 +204,10 @@ def term_matrix(expr: str, frame: pd.DataFrame) -> tuple[np.ndarray, tuple[str, 
     simple = SimpleTermSpec.parse(expr, frame)
     if simple is not None:
         return simple.get_model_matrix(frame), simple.names, simple
-    mm = model_matrix(expr, frame, na_action="raise")
-    names = tuple("(Intercept)" if c == "Intercept" else str(c) for c in mm.columns)
-    if not names:
+    X, spec = piece_matrix(expr, frame, f"the random term ({expr} | ...)")
+    if not spec.names:
         raise DataError(f"random term ({expr} | ...) has no columns")
-    return np.asarray(mm, dtype=float), names, mm.model_spec
+    return X, spec.names, spec
 
 
 def _check_levels(term: RandomTerm, nlev: int, q: int, n: int, residual: bool) -> None:

@@ -233,7 +233,9 @@ def test_predict_response_is_exp_link_and_new_levels_get_population():
     np.testing.assert_allclose(m.predict(type="response"), m.fitted, rtol=1e-14)
     new = pd.DataFrame({"YEAR": pd.Categorical(["96", "96"], categories=["95", "96", "97"]),
                         "BROOD": ["501", "not-a-brood"]})
-    eta = m.predict(new)
+    with pytest.raises(DataError, match="'not-a-brood' of 'BROOD'"):
+        m.predict(new)  # lme4's default: allow.new.levels = FALSE
+    eta = m.predict(new, allow_new_levels=True)
     beta = m.fixef.to_numpy()
     b501 = m.ranef_arrays()["BROOD"].loc["501", "(Intercept)"]
     assert eta.iloc[0] == pytest.approx(beta[0] + beta[1] + b501, rel=1e-12)

@@ -16,7 +16,9 @@ def test_predict_newdata_known_and_unknown_levels(nepal):
     m = lmmlib.lmer("arm ~ ageC + (ageC | id)", nepal)
     np.testing.assert_allclose(m.predict(nepal), m.fitted, rtol=1e-12)
     new = pd.DataFrame({"ageC": [0.0, 12.0], "id": [nepal["id"].iloc[0], -999]})
-    pred = m.predict(new)
+    with pytest.raises(lmmlib.DataError, match="new level.*'-999'.*allow_new_levels"):
+        m.predict(new)  # lme4's default: allow.new.levels = FALSE
+    pred = m.predict(new, allow_new_levels=True)
     blup = m.ranef_arrays()["id"].loc[str(nepal["id"].iloc[0])]
     beta = m.fixef
     assert pred.iloc[0] == pytest.approx(beta.iloc[0] + blup.iloc[0])  # known child, ageC 0
