@@ -24,7 +24,6 @@ factored level by level in a batched fashion.
 from __future__ import annotations
 
 import copy
-import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,12 +34,10 @@ from scipy.linalg.lapack import dpotrf
 from .coupling import make_coupling, symmetrize_lower
 from .design import Design
 from .reterms import Block
-from .threads import blas_threads
 
 __all__ = ["PLS", "PLSSolution", "z_matrix"]
 
 LOG2PI = np.log(2.0 * np.pi)
-DENSE_THREADS_MIN = 600  # random effects beyond the first factor worth several BLAS threads
 
 
 def z_matrix(block: Block) -> sp.csr_matrix:
@@ -216,10 +213,6 @@ class PLS:
         new._set_response(y)
         return new
 
-    def _dense_threads(self):
-        """All cores for a large dense factorisation, one thread for small ones."""
-        return blas_threads(os.cpu_count() if self.QR >= DENSE_THREADS_MIN else 1)
-
     # -- Λ for the blocks after the first, applied without forming it ------------
     def _rest_scales(self, theta: np.ndarray) -> np.ndarray | None:
         """Diagonal of Λ_R when every remaining block is scalar, else ``None``."""
@@ -273,8 +266,7 @@ class PLS:
         rmul, coupling = self._rmul_rest, self.coupling
         state = coupling.state(theta, lam0, L0, rmul, solve_lower_batched)
         A = self._rest_matrix(theta, state)
-        with self._dense_threads():
-            LR = scipy.linalg.cholesky(A, lower=True, check_finite=False, overwrite_a=True)
+        LR = scipy.linalg.cholesky(A, lower=True, check_finite=False, overwrite_a=True)
         rhs = rmul(self.ZRtXy.T, theta).T - coupling.tmul(state, cd0, theta, rmul)
         cdR = scipy.linalg.solve_triangular(LR, rhs, lower=True, check_finite=False)
         T = coupling.dense(state, theta, rmul) if full else None
