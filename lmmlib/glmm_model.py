@@ -25,6 +25,7 @@ from .display import (
 from .effects import RandomEffectsMixin
 from .errors import ConvergenceWarning
 from .pls import PLSSolution
+from .readonly import cached_copy
 from .simulate import as_generator, block_draws
 from .varcomp import varcorr_frame
 
@@ -87,7 +88,7 @@ class GeneralizedLinearMixedModel(RandomEffectsMixin, InformationCriteria):
             return 2.0 * np.linalg.inv(H)
         return np.full(H.shape, np.nan)
 
-    @cached_property
+    @cached_copy
     def vcov(self) -> pd.DataFrame:
         """Covariance of β̂: the β block of 2H⁻¹, H the Hessian of the deviance in (θ, β).
 

@@ -8,7 +8,6 @@ AIC tables can mix both kinds of fit.
 
 from __future__ import annotations
 
-from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -18,6 +17,7 @@ import scipy.linalg
 from .criteria import InformationCriteria
 from .design import Design, build_design, fixed_rows, newdata_frame
 from .errors import DataError
+from .readonly import cached_copy
 from .threads import blas_threads
 
 __all__ = ["LinearModel", "lm"]
@@ -62,7 +62,7 @@ class LinearModel(InformationCriteria):
         """Residual standard error √(RSS/(n − p))."""
         return float(np.sqrt(self._rss / self.df_resid))
 
-    @cached_property
+    @cached_copy
     def vcov(self) -> pd.DataFrame:
         """σ² (X'X)⁻¹."""
         rinv = np.linalg.inv(self._r)

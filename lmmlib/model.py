@@ -15,6 +15,7 @@ from .effects import RandomEffectsMixin
 from .errors import DataError
 from .optimize import OptSummary
 from .pls import PLS, PLSSolution
+from .readonly import cached_copy
 from .simulate import as_generator, simulate_responses
 from .varcomp import varcorr_frame
 
@@ -82,7 +83,7 @@ class LinearMixedModel(RandomEffectsMixin, InformationCriteria):
         """Fixed-effects estimates β̂ in the column order of the model matrix."""
         return pd.Series(self._sol.beta, index=list(self.design.xnames), name="Estimate")
 
-    @cached_property
+    @cached_copy
     def vcov(self) -> pd.DataFrame:
         """Covariance matrix of β̂: σ² (X'V⁻¹X)⁻¹ with V in units of σ²."""
         LX = self._sol.LX
@@ -114,7 +115,7 @@ class LinearMixedModel(RandomEffectsMixin, InformationCriteria):
         return varcorr_frame(self._sol.theta, self.sigma, self.design.reterms)
 
     # -- fitted values and prediction --------------------------------------
-    @cached_property
+    @cached_copy
     def fitted(self) -> pd.Series:
         """Fitted values X β̂ + Z b̂."""
         mu = self.design.X @ self._sol.beta + self._zb(self.design.frame, known=True)
