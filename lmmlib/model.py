@@ -21,9 +21,12 @@ from .varcomp import varcorr_frame
 
 __all__ = ["LinearMixedModel"]
 
-#: A residual SD below this fraction of the response's SD means an exact fit
-#: (rounding leaves ~1e-16 relative; real data are never this close).
-EXACT_FIT_TOL = 1e-9
+#: Fits with σ below this fraction of the response's SD are checked for an exact fit.
+SUSPECT_SIGMA = 1e-3
+#: Scale of Λ that makes the penalty negligible (its share of r² is ~1/FREE_SCALE²).
+FREE_SCALE = 1e6
+#: Least-squares residual below this share of the total sum of squares: an exact fit.
+EXACT_FIT_TOL = 1e-10
 
 
 class LinearMixedModel(RandomEffectsMixin, InformationCriteria):
@@ -46,15 +49,25 @@ class LinearMixedModel(RandomEffectsMixin, InformationCriteria):
         self._check_residual()
 
     def _check_residual(self) -> None:
-        """Refuse a response that the fixed and random effects reproduce exactly."""
-        spread = float(np.std(self.design.y))
-        if self.sigma <= EXACT_FIT_TOL * spread:
-            factors = ", ".join(repr(b.factor) for b in self.design.blocks)
-            raise DataError(
-                f"the response is exactly determined by the fixed effects and the random "
-                f"effects of {factors} (residual SD {self.sigma:.2g} against a response SD "
-                f"of {spread:.3g}): no residual variance is left to estimate; e.g. the "
-                f"response is constant within every level of a grouping factor")
+        """Refuse a response that the fixed and random effects reproduce exactly.
+
+        Then the likelihood is unbounded: σ → 0 while θ → ∞.  A fit whose σ is
+        small is checked by solving the penalised least-squares problem with
+        a practically free Λ = 10⁶ I: its residual sum of squares is then the
+        least-squares residual of y on [X Z].
+        """
+        y = self.design.y
+        spread = float(np.std(y))
+        if self.sigma > SUSPECT_SIGMA * spread:
+            return
+        free = self.pls.solve(self.design.theta0() * FREE_SCALE)
+        if free.r2 > EXACT_FIT_TOL * float(np.sum((y - y.mean()) ** 2)):
+            return
+        factors = ", ".join(repr(b.factor) for b in self.design.blocks)
+        raise DataError(
+            f"the response is exactly determined by the fixed effects and the random "
+            f"effects of {factors}: no residual variance is left to estimate (e.g. the "
+            f"response is constant within every level of a grouping factor)")
 
     # -- parameters ----------------------------------------------------------
     @property
