@@ -36,6 +36,7 @@ import pytest
 import lmmlib
 from lmmlib.datasets import load
 from lmmlib.hessian import hessian
+from lmmlib.varcomp import varcorr_frame
 
 FIXTURES = Path(__file__).parent / "reference" / "fixtures"
 
@@ -65,25 +66,54 @@ def same_optimum(expected: float):
     return pytest.approx(expected, **SAME_OPTIMUM)
 
 
-def theta_curvature_tolerance(model, gap: float, step: float = 1e-4) -> np.ndarray:
-    """How far each θ_i can move while the criterion stays within ``gap`` of θ̂'s value.
+def profiled_at(model, theta: np.ndarray) -> dict:
+    """β̂(θ), σ̂(θ) and the variance components at any θ (the profiled fit, as lmmlib's)."""
+    theta = np.asarray(theta, dtype=float)
+    sol = model.pls.solve(theta)
+    nu = model.nobs - (len(model.fixef) if model.reml else 0)
+    sigma = float(np.sqrt(sol.r2 / nu))
+    return {"beta": np.asarray(sol.beta, dtype=float), "sigma": sigma,
+            "varcorr": varcorr_frame(theta, sigma, model.design.reterms)}
 
-    sqrt(2·gap·(H⁻¹)_ii), H the central-difference Hessian of the profiled criterion
-    at θ̂ over the free (off-boundary) coordinates; the bounded ones get ``gap`` itself
-    (at a boundary the criterion rises linearly, not quadratically).
+
+def curvature_tolerance(model, quantity, gap: float, step: float = 1e-4) -> np.ndarray:
+    """How far ``quantity(θ)`` can move while the criterion stays within ``gap`` of θ̂'s.
+
+    The largest |J δ| over ½ δᵀHδ ≤ gap is sqrt(2·gap·diag(J H⁻¹ Jᵀ)): H is the
+    central-difference Hessian of the profiled criterion at θ̂ over the free
+    (off-boundary) coordinates, J the central-difference Jacobian of ``quantity`` (a
+    function of θ returning an array; β̂ and σ̂ are functions of θ, see
+    :func:`profiled_at`).  θ on a bound stays there: both fits being compared are at
+    the bound (the criterion rises linearly away from it, not quadratically).
     """
     theta = np.asarray(model.theta, dtype=float)
     lower = model.design.lower()
     free = ~(np.isfinite(lower) & (theta - lower < 1e-4))
-    tol = np.full(theta.size, float(gap))
-    if free.any():
-        def crit(sub: np.ndarray) -> float:
-            th = theta.copy()
-            th[free] = sub
-            return model.pls.objective(th, model.reml)
-        H = hessian(crit, theta[free], step=step * np.maximum(np.abs(theta[free]), 1e-2))
-        tol[free] = np.sqrt(2.0 * gap * np.diag(np.linalg.inv(H)))
-    return tol
+    q0 = np.atleast_1d(np.asarray(quantity(theta), dtype=float))
+    if not free.any():
+        return np.zeros_like(q0)
+    h = step * np.maximum(np.abs(theta[free]), 1e-2)
+
+    def embed(sub: np.ndarray) -> np.ndarray:
+        th = theta.copy()
+        th[free] = sub
+        return th
+
+    H = hessian(lambda sub: model.pls.objective(embed(sub), model.reml), theta[free], step=h)
+    J = np.empty((q0.size, h.size))
+    for i in range(h.size):
+        e = np.zeros(h.size)
+        e[i] = h[i]
+        up = np.atleast_1d(quantity(embed(theta[free] + e)))
+        down = np.atleast_1d(quantity(embed(theta[free] - e)))
+        J[:, i] = (up - down) / (2.0 * h[i])
+    spread = np.einsum("ij,jk,ik->i", J, np.linalg.inv(H), J)
+    return np.sqrt(2.0 * gap * np.maximum(spread, 0.0))
+
+
+def theta_curvature_tolerance(model, gap: float) -> np.ndarray:
+    """:func:`curvature_tolerance` of θ itself (0 for a θ on its bound)."""
+    return curvature_tolerance(model, lambda theta: theta, gap)
 
 if "LMMLIB_DATA_MIRROR" not in os.environ:
     shared = Path(__file__).resolve().parents[2] / "shared" / "data"
