@@ -27,8 +27,10 @@ import numpy as np
 import pandas as pd
 import scipy.stats
 
+from .checks import as_bool, as_float, as_instance, describe
 from .design import Design
-from .errors import DataError, LmmlibWarning
+from .errors import ArgumentError, DataError, LmmlibWarning
+from .glmm_model import GeneralizedLinearMixedModel
 from .lm import LinearModel
 from .model import LinearMixedModel
 from .optimize import minimize_theta
@@ -41,6 +43,8 @@ __all__ = [
     "RefitMLWarning",
     "aic_table",
     "anova",
+    "as_ml",
+    "check_nested",
     "chisq_mixture_pvalue",
     "drop_level_screen",
     "fit_design",
@@ -49,6 +53,11 @@ __all__ = [
 
 COLUMNS = ["npar", "AIC", "BIC", "logLik", "deviance", "Chisq", "Df", "Pr(>Chisq)"]
 REFIT_NOTE = "refitting model(s) with ML (instead of REML)"
+#: What anova and aic_table compare, and what they say when given something else.
+FITS = (LinearModel, LinearMixedModel, GeneralizedLinearMixedModel)
+FIT_KINDS = "a fitted model (lmmlib.lm, lmmlib.lmer or lmmlib.glmer)"
+_LMFITS = (LinearModel, LinearMixedModel)
+_LMKINDS = "a fit of lmmlib.lm or lmmlib.lmer"
 
 
 class RefitMLWarning(LmmlibWarning):
@@ -106,10 +115,11 @@ def fit_design(design: Design, reml: bool, start: np.ndarray | None = None) -> L
         As built by :func:`lmmlib.design.build_design`, possibly modified with
         ``dataclasses.replace(design, X=..., xnames=...)``.
     reml : bool
-        REML or ML.
+        REML or ML (a real boolean).
     start : ndarray, optional
-        Starting θ (a warm start such as another fit's θ̂); bounded
-        components are moved off zero so that the optimiser can move them.
+        Starting θ (a warm start such as another fit's θ̂), checked as lmer's
+        ``start``; bounded components are moved off zero so that the
+        optimiser can move them.
 
     Returns
     -------
@@ -117,9 +127,12 @@ def fit_design(design: Design, reml: bool, start: np.ndarray | None = None) -> L
         Accessors that rebuild X from the formula (``predict(newdata)``) follow
         the original formula, not the modified X.
     """
+    from .fit import start_theta
+
+    reml = as_bool(reml, "reml")
     lower = design.lower()
     theta0 = design.theta0() if start is None else np.maximum(
-        np.asarray(start, dtype=float), np.where(np.isfinite(lower), 1e-2, -np.inf))
+        start_theta(design, start), np.where(np.isfinite(lower), 1e-2, -np.inf))
     with blas_threads(1):
         pls = PLS(design)
         opt = minimize_theta(lambda th: pls.objective(th, reml), theta0, lower)
@@ -131,9 +144,32 @@ def ml_fit(model: Any) -> Any:
 
     ML fits and :class:`~lmmlib.lm.LinearModel` fits are returned unchanged.
     """
+    as_instance(model, "model", FITS, FIT_KINDS)
     if not model.reml:
         return model
     return fit_design(model.design, reml=False, start=model.theta)
+
+
+def as_ml(model: Any, role: str) -> Any:
+    """``model`` itself, or its ML refit (with a warning) if it was fitted by REML."""
+    if not model.reml:
+        return model
+    warnings.warn(f"the {role} model {model.formula!r} was fitted by REML; likelihood-ratio "
+                  "tests compare ML fits, so it is refitted with reml=False", LmmlibWarning,
+                  stacklevel=3)
+    return ml_fit(model)
+
+
+def check_nested(null: Any, alt: Any) -> int:
+    """Degrees of freedom of ``null`` within ``alt``, after checking they share the response."""
+    if null.nobs != alt.nobs or not np.array_equal(null.design.y, alt.design.y):
+        raise DataError(f"null model {null.formula!r} and alternative {alt.formula!r} must be "
+                        "fitted to the same response and rows")
+    df = alt.npar - null.npar
+    if df <= 0:
+        raise DataError(f"the alternative {alt.formula!r} must have more parameters than the "
+                        f"null {null.formula!r} ({alt.npar} vs {null.npar})")
+    return df
 
 
 def chisq_mixture_pvalue(stat: float, df: int) -> float:
@@ -160,21 +196,41 @@ def chisq_mixture_pvalue(stat: float, df: int) -> float:
     >>> round(chisq_mixture_pvalue(2.568371, 1), 4)  # pulp, STAT 528
     0.0545
     """
-    if int(df) != df or df < 1:
-        raise DataError(f"df of the chi-square mixture must be an integer >= 1, got {df!r}")
-    stat = max(float(stat), 0.0)
+    if isinstance(df, (bool, np.bool_)) or not isinstance(df, (int, np.integer)) or df < 1:
+        raise DataError(f"df of the chi-square mixture must be an integer >= 1, got "
+                        f"{describe(df)}")
+    stat = max(as_float(stat, "stat"), 0.0)
     low = float(stat <= 0) if df == 1 else scipy.stats.chi2.sf(stat, df - 1)
     return float(0.5 * low + 0.5 * scipy.stats.chi2.sf(stat, df))
+
+
+def _check_fits(fits: dict[str, Any], where: list[str], caller: str) -> None:
+    """Every value of ``fits`` is a fitted model; ``where`` names each one's position."""
+    for m, pos in zip(fits.values(), where, strict=True):
+        if isinstance(m, (list, tuple)) and m and all(isinstance(x, FITS) for x in m):
+            raise ArgumentError(f"{caller}: {pos} is a {type(m).__name__} of models; pass "
+                                f"them as separate arguments, {caller}(m1, m2, ...), or as "
+                                "a dict name -> model")
+        if not isinstance(m, FITS):
+            raise ArgumentError(f"{caller}: {pos} is {describe(m)}, not {FIT_KINDS}")
 
 
 def _named(models: tuple, names: Sequence[str] | None) -> dict[str, Any]:
     if len(models) == 1 and isinstance(models[0], Mapping):
         out = dict(models[0])
+        where = [f"model {k!r} of the dict" for k in out]
     else:
+        if names is not None and (isinstance(names, str) or not all(
+                isinstance(n, str) for n in names)):
+            raise ArgumentError(f"names must be a list of strings, got {describe(names)}")
         labels = list(names) if names is not None else [f"m{i + 1}" for i in range(len(models))]
         if len(labels) != len(models):
-            raise DataError(f"{len(labels)} names for {len(models)} models")
+            raise ArgumentError(f"names has {len(labels)} names for {len(models)} models")
+        if len(set(labels)) != len(labels):
+            raise ArgumentError(f"names must be distinct, got {labels}")
         out = dict(zip(labels, models, strict=True))
+        where = [f"argument {i + 1} ({label})" for i, label in enumerate(labels)]
+    _check_fits(out, where, "anova")
     if len(out) < 2:
         raise DataError("anova needs at least two models to compare")
     return out
@@ -249,6 +305,15 @@ def anova(*models: Any, refit: bool = True, names: Sequence[str] | None = None,
         row has no test.  ``Chisq`` is clipped at 0 as in lme4; ``Pr(>Chisq)``
         is missing when ``Df`` is 0.
 
+    Raises
+    ------
+    ArgumentError
+        When an argument is not a fitted model (its position and type are
+        named), ``names`` do not match the models, or ``refit`` /
+        ``boundary_warning`` are not booleans.
+    DataError
+        When fewer than two models are given or they were fitted to different data.
+
     Warns
     -----
     RefitMLWarning
@@ -261,6 +326,8 @@ def anova(*models: Any, refit: bool = True, names: Sequence[str] | None = None,
     >>> anova(lmmlib.lm("bright ~ 1", pulp),
     ...       lmmlib.lmer("bright ~ 1 + (1|operator)", pulp, reml=False))  # doctest: +SKIP
     """
+    refit = as_bool(refit, "refit")
+    boundary_warning = as_bool(boundary_warning, "boundary_warning")
     fits = _named(models, names)
     _check_same_data(fits)
     fits, notes = _refit_ml(fits, refit)
@@ -308,8 +375,15 @@ def aic_table(models: Mapping[str, Any] | Sequence[Any]) -> pd.DataFrame:
         When a REML fit is compared with a fit having other fixed effects or
         with an ML fit, and when the numbers of observations differ.
     """
+    if isinstance(models, FITS) or isinstance(models, (str, bytes)) or not hasattr(
+            models, "__iter__"):
+        raise ArgumentError(f"aic_table: models must be a dict name -> model or a list of "
+                            f"models, got {describe(models)}")
     fits = dict(models) if isinstance(models, Mapping) else {
         f"m{i + 1}": m for i, m in enumerate(models)}
+    where = [f"model {k!r}" if isinstance(models, Mapping) else f"element {i + 1} ({k})"
+             for i, k in enumerate(fits)]
+    _check_fits(fits, where, "aic_table")
     if not fits:
         raise DataError("aic_table needs at least one model")
     if len({m.nobs for m in fits.values()}) > 1:
@@ -386,6 +460,8 @@ def drop_level_screen(model: Any, factor: str) -> pd.DataFrame:
         ``ΔAIC``, and the LRT ``Chisq`` (1 df) with ``Pr(>Chisq)``
         (Chisq = 2 − ΔAIC).  ``attrs`` holds the full model's AIC.
     """
+    as_instance(model, "model", _LMFITS, _LMKINDS)
+    as_instance(factor, "factor", str, "the name of a factor (a string)")
     if model.reml:
         warnings.warn(REFIT_NOTE, RefitMLWarning, stacklevel=2)
         model = ml_fit(model)

@@ -23,7 +23,8 @@ import pandas as pd
 import scipy.stats
 from formulaic import model_matrix
 
-from .errors import DataError, FormulaError
+from .checks import describe
+from .errors import ArgumentError, DataError, FormulaError
 from .frame import as_frame
 
 __all__ = ["aov_table", "group_effects", "moment_estimator"]
@@ -116,8 +117,10 @@ def aov_table(formula: str, data: Any, contrasts: str = "sum") -> pd.DataFrame:
     operator    3    1.34 0.446667  4.203922  0.022609
     Residuals  16    1.70 0.106250       NaN       NaN
     """
-    if contrasts not in ("sum", "treatment"):
-        raise DataError(f"contrasts must be 'sum' or 'treatment', got {contrasts!r}")
+    if not isinstance(contrasts, str) or contrasts not in ("sum", "treatment"):
+        raise DataError(f"contrasts must be 'sum' or 'treatment', got {describe(contrasts)}")
+    if not isinstance(formula, str):
+        raise ArgumentError(f"formula must be a string such as 'y ~ g', got {describe(formula)}")
     if formula.count("~") != 1:
         raise FormulaError(f"formula {formula!r} must have the form 'response ~ terms'")
     frame = as_frame(data)
@@ -159,7 +162,9 @@ def aov_table(formula: str, data: Any, contrasts: str = "sum") -> pd.DataFrame:
 
 def _groups(data: Any, response: str, group: str) -> pd.DataFrame:
     frame = as_frame(data)
-    for col in (response, group):
+    for name, col in (("response", response), ("group", group)):
+        if not isinstance(col, str):
+            raise ArgumentError(f"{name} must be a column name (a string), got {describe(col)}")
         if col not in frame.columns:
             raise DataError(f"column {col!r} not found in the data")
     frame = frame[[response, group]].dropna()

@@ -15,10 +15,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import LmmlibError
+from .checks import as_float, as_instance, describe
+from .errors import ArgumentError, LmmlibError
+from .lm import LinearModel
+from .model import LinearMixedModel
 from .pls import LOG2PI, z_matrix
 
-__all__ = ["BatchFit", "batch_refit", "supports_batch"]
+__all__ = ["BatchFit", "batch_refit", "lm_deviances", "refit_deviances", "supports_batch",
+           "vectorised"]
 
 _GRID = np.concatenate([[0.0], np.geomspace(1e-3, 1e2, 48)])
 _GOLDEN = (np.sqrt(5.0) - 1.0) / 2.0
@@ -35,7 +39,9 @@ class BatchFit:
 
 
 def supports_batch(model) -> bool:
-    """Whether ``model`` has a single scalar random-effects term (the vectorised case)."""
+    """Whether ``model`` is an ``lmer`` fit with a single scalar random-effects term."""
+    if not isinstance(model, LinearMixedModel):
+        return False
     blocks = model.design.blocks
     return len(blocks) == 1 and blocks[0].q == 1
 
@@ -113,16 +119,33 @@ def batch_refit(model, Y: np.ndarray, tol: float = 1e-10) -> BatchFit:
     Y : ndarray of shape (B, nobs)
         Responses, e.g. from ``model.simulate(B, rng)``.
     tol : float
-        Width of the final θ bracket.
+        Width of the final θ bracket (positive).
 
     Returns
     -------
     BatchFit
         θ̂, criterion, β̂ and σ̂ per response (REML or ML as the model).
+
+    Raises
+    ------
+    ArgumentError
+        If ``model`` is not an ``lmer`` fit, ``Y`` is not a matrix of finite
+        numbers with ``model.nobs`` columns or ``tol`` is not positive.
+    LmmlibError
+        If the model has more than a single scalar random effect.
     """
+    as_instance(model, "model", LinearMixedModel, "a mixed model fitted by lmmlib.lmer")
     if not supports_batch(model):
         raise LmmlibError("batch_refit needs a model with a single scalar random effect")
-    Y = np.atleast_2d(np.asarray(Y, dtype=float))
+    tol = as_float(tol, "tol", positive=True)
+    try:
+        Y = np.atleast_2d(np.asarray(Y, dtype=float))
+    except (TypeError, ValueError) as exc:
+        raise ArgumentError(f"Y must be a matrix of responses, got {describe(Y)}") from exc
+    if Y.ndim != 2 or Y.shape[1] != model.nobs or not np.isfinite(Y).all():
+        raise ArgumentError(f"Y must be finite responses of shape (B, {model.nobs}), one "
+                            f"row per response, got shape {Y.shape}"
+                            + ("" if np.isfinite(Y).all() else " with non-finite values"))
     problem = _Problem(model, Y.T)
     B = Y.shape[0]
     theta = _golden(problem, *_bracket(problem, B), tol)
@@ -135,3 +158,25 @@ def batch_refit(model, Y: np.ndarray, tol: float = 1e-10) -> BatchFit:
     r2 = np.where(zero_better, at_zero[2], r2)
     nu = problem.n - problem.p if model.reml else problem.n
     return BatchFit(theta, crit, beta + problem.offset.T, np.sqrt(r2 / nu))
+
+
+def lm_deviances(model: LinearModel, Y: np.ndarray) -> np.ndarray:
+    """ML deviance of ``model``'s design refitted to each row of ``Y`` (closed form)."""
+    Q = np.linalg.qr(model.design.X)[0]
+    R = Y - (Y @ Q) @ Q.T
+    n = model.nobs
+    return n * (1.0 + np.log(2.0 * np.pi * np.einsum("bi,bi->b", R, R) / n))
+
+
+def vectorised(model) -> bool:
+    """Whether all refits of ``model`` can be done at once (``lm``, or :func:`supports_batch`)."""
+    return isinstance(model, LinearModel) or supports_batch(model)
+
+
+def refit_deviances(model, Y: np.ndarray, batch: bool) -> np.ndarray:
+    """ML deviances of ``model`` (an ML fit) refitted to each row of ``Y``."""
+    if isinstance(model, LinearModel):
+        return lm_deviances(model, Y)
+    if batch and supports_batch(model):
+        return batch_refit(model, Y).objective
+    return np.array([model.refit(y).objective for y in Y])

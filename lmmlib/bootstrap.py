@@ -34,14 +34,28 @@ from joblib import Parallel, delayed
 from scipy import stats
 from tqdm import tqdm
 
-from .batch import batch_refit, supports_batch
-from .errors import DataError, LmmlibError, LmmlibWarning
+from .anova import as_ml, check_nested
+from .batch import refit_deviances, vectorised
+from .checks import (
+    as_bool,
+    as_instance,
+    as_level,
+    as_n_jobs,
+    as_optional_bool,
+    as_replicates,
+    as_seed,
+    as_values,
+    callable_label,
+    describe,
+)
+from .errors import ArgumentError, LmmlibError, LmmlibWarning
 from .lm import LinearModel
+from .model import LinearMixedModel
 from .threads import blas_threads
 
 __all__ = ["CHUNK", "BootstrapLRT", "BootstrapResult", "bootstrap", "bootstrap_lrt",
-           "check_replicates", "chunk_streams", "percentile_interval", "refit_fit", "root_seed",
-           "run_chunks", "simulate_fit"]
+           "check_fit", "check_replicates", "chunk_streams", "percentile_interval", "refit_fit",
+           "root_seed", "run_chunks", "simulate_fit"]
 
 #: Replicates per chunk (one random stream each); fixed so results do not depend on n_jobs.
 CHUNK = 50
@@ -51,14 +65,17 @@ ZERO_TOL = 1e-8
 
 # -- chunked, reproducible execution -----------------------------------------------
 def root_seed(seed: int | None) -> int:
-    """The seed itself, or fresh entropy from the OS (to be recorded) when ``seed`` is None."""
-    if seed is not None and (not isinstance(seed, (int, np.integer)) or seed < 0):
-        raise LmmlibError(f"seed must be a non-negative integer or None, got {seed!r}")
-    return int(np.random.SeedSequence(seed).entropy)
+    """The seed itself, or fresh entropy from the OS (to be recorded) when ``seed`` is None.
+
+    Raises :class:`~lmmlib.errors.ArgumentError` unless ``seed`` is ``None`` or a
+    non-negative integer (a bool is not a seed).
+    """
+    return int(np.random.SeedSequence(as_seed(seed)).entropy)
 
 
 def _show_progress(progress: bool | None) -> bool:
-    return sys.stderr.isatty() if progress is None else bool(progress)
+    progress = as_optional_bool(progress, "progress")
+    return sys.stderr.isatty() if progress is None else progress
 
 
 def run_chunks(task: Callable[[int, np.random.SeedSequence], Any], n: int, seed: int,
@@ -70,6 +87,7 @@ def run_chunks(task: Callable[[int, np.random.SeedSequence], Any], n: int, seed:
     outside a ``parallel_config`` context); ``progress=None`` shows a tqdm bar
     only when stderr is a terminal.  Returns the chunk results in chunk order.
     """
+    n_jobs = as_n_jobs(n_jobs)
     plan = chunk_streams(n, seed)
     results = []
     with tqdm(total=n, desc=desc, disable=not _show_progress(progress)) as bar:
@@ -87,12 +105,15 @@ def chunk_streams(n: int, seed: int) -> list[tuple[int, np.random.SeedSequence]]
     return list(zip(sizes, np.random.SeedSequence(seed).spawn(len(sizes)), strict=True))
 
 
-def check_replicates(n: int) -> int:
-    """``n`` as an int, if it is a valid number of replicates."""
-    if not isinstance(n, (int, np.integer)) or n < 1:
-        raise LmmlibError(f"the number of bootstrap replicates must be a positive integer, "
-                          f"got {n!r}")
-    return int(n)
+#: ``n`` as an int if it is a valid number of replicates (see :func:`lmmlib.checks.as_replicates`).
+check_replicates = as_replicates
+_FITS = (LinearMixedModel, LinearModel)
+
+
+def check_fit(model: Any, name: str = "model") -> Any:
+    """``model`` itself if it is an ``lmer`` or ``lm`` fit, the kinds the bootstrap refits."""
+    what = "a fit of lmmlib.lmer or lmmlib.lm (glmer fits cannot be bootstrapped yet)"
+    return as_instance(model, name, _FITS, what)
 
 
 # -- simulation and refits of either kind of fit ------------------------------------
@@ -102,6 +123,7 @@ def simulate_fit(model, size: int, rng: np.random.Generator, use_u: bool = False
     For a :class:`~lmmlib.lm.LinearModel` the draws are Xβ̂ + σ̂ε with σ̂ the
     residual standard error √(RSS/(n − p)), as R's ``simulate.lm``.
     """
+    use_u = as_bool(use_u, "use_u")
     if isinstance(model, LinearModel):
         mean = model.design.X @ model.fixef.to_numpy()
         return mean + model.sigma * rng.standard_normal((size, model.nobs))
@@ -113,27 +135,6 @@ def refit_fit(model, y: np.ndarray):
     if isinstance(model, LinearModel):
         return LinearModel(replace(model.design, y=np.asarray(y, dtype=float)))
     return model.refit(y)
-
-
-def _lm_deviances(model: LinearModel, Y: np.ndarray) -> np.ndarray:
-    """ML deviance of ``model``'s design refitted to each row of ``Y`` (closed form)."""
-    Q = np.linalg.qr(model.design.X)[0]
-    R = Y - (Y @ Q) @ Q.T
-    n = model.nobs
-    return n * (1.0 + np.log(2.0 * np.pi * np.einsum("bi,bi->b", R, R) / n))
-
-
-def _vectorised(model) -> bool:
-    return isinstance(model, LinearModel) or supports_batch(model)
-
-
-def _deviances(model, Y: np.ndarray, batch: bool) -> np.ndarray:
-    """ML deviances of ``model`` refitted to each row of ``Y``."""
-    if isinstance(model, LinearModel):
-        return _lm_deviances(model, Y)
-    if batch and supports_batch(model):
-        return batch_refit(model, Y).objective
-    return np.array([model.refit(y).objective for y in Y])
 
 
 # -- likelihood-ratio test -----------------------------------------------------------
@@ -210,34 +211,11 @@ class BootstrapLRT:
         ])
 
 
-def _as_ml(model, role: str):
-    """``model`` itself, or its ML refit (with a warning) if it was fitted by REML."""
-    if not model.reml:
-        return model
-    from .anova import ml_fit
-
-    warnings.warn(f"the {role} model {model.formula!r} was fitted by REML; likelihood-ratio "
-                  "tests compare ML fits, so it is refitted with reml=False", LmmlibWarning,
-                  stacklevel=3)
-    return ml_fit(model)
-
-
-def _check_nested(null, alt) -> int:
-    if null.nobs != alt.nobs or not np.array_equal(null.design.y, alt.design.y):
-        raise DataError(f"null model {null.formula!r} and alternative {alt.formula!r} must be "
-                        "fitted to the same response and rows")
-    df = alt.npar - null.npar
-    if df <= 0:
-        raise DataError(f"the alternative {alt.formula!r} must have more parameters than the "
-                        f"null {null.formula!r} ({alt.npar} vs {null.npar})")
-    return df
-
-
 def _lrt_chunk(null, alt, batch: bool, size: int, ss: np.random.SeedSequence) -> np.ndarray:
     """Bootstrap LRT statistics of one chunk (simulate under the null, refit both)."""
     with blas_threads(1):
         Y = simulate_fit(null, size, np.random.default_rng(ss))
-        return _deviances(null, Y, batch) - _deviances(alt, Y, batch)
+        return refit_deviances(null, Y, batch) - refit_deviances(alt, Y, batch)
 
 
 def bootstrap_lrt(null, alt, n: int = 1000, seed: int | None = None,
@@ -260,7 +238,7 @@ def bootstrap_lrt(null, alt, n: int = 1000, seed: int | None = None,
         Root seed; ``None`` draws one (stored in the result).
     n_jobs : int, optional
         joblib workers for the one-by-one refits (``None``: joblib's active
-        setting, 1 by default); ignored by the vectorised path.
+        setting, 1 by default; ``-1``: all CPUs); ignored by the vectorised path.
     progress : bool, optional
         Progress bar (default: only when stderr is a terminal).
     batch : bool, optional
@@ -272,16 +250,26 @@ def bootstrap_lrt(null, alt, n: int = 1000, seed: int | None = None,
     -------
     BootstrapLRT
 
+    Raises
+    ------
+    ArgumentError
+        If ``null`` or ``alt`` is not an ``lm`` or ``lmer`` fit, or an option
+        has the wrong type or value (``n=2.5``, ``n_jobs=0``, ``batch="yes"``).
+
     Warns
     -----
     LmmlibWarning
         When a REML fit is refitted by ML for the test.
     """
+    null, alt = check_fit(null, "null"), check_fit(alt, "alt")
     n, seed = check_replicates(n), root_seed(seed)
-    null, alt = _as_ml(null, "null"), _as_ml(alt, "alternative")
-    df = _check_nested(null, alt)
+    n_jobs = as_n_jobs(n_jobs)
+    progress = as_optional_bool(progress, "progress")
+    batch = as_optional_bool(batch, "batch")
+    null, alt = as_ml(null, "null"), as_ml(alt, "alternative")
+    df = check_nested(null, alt)
     observed = float(null.objective - alt.objective)
-    fast = _vectorised(null) and _vectorised(alt)
+    fast = vectorised(null) and vectorised(alt)
     if batch and not fast:
         raise LmmlibError("batch=True needs lm fits or a single scalar random effect in both "
                           f"models ({null.formula!r}, {alt.formula!r})")
@@ -289,7 +277,7 @@ def bootstrap_lrt(null, alt, n: int = 1000, seed: int | None = None,
         with blas_threads(1):
             Y = np.vstack([simulate_fit(null, size, np.random.default_rng(ss))
                            for size, ss in chunk_streams(n, seed)])
-            raw = _deviances(null, Y, True) - _deviances(alt, Y, True)
+            raw = refit_deviances(null, Y, True) - refit_deviances(alt, Y, True)
     else:
         task = partial(_lrt_chunk, null, alt, batch is not False)
         raw = np.concatenate(run_chunks(task, n, seed, n_jobs, progress, "bootstrap LRT"))
@@ -300,10 +288,6 @@ def bootstrap_lrt(null, alt, n: int = 1000, seed: int | None = None,
 
 
 # -- any statistic -------------------------------------------------------------------
-def _as_values(value: Any) -> np.ndarray:
-    return np.atleast_1d(np.asarray(value, dtype=float)).ravel()
-
-
 def _names(stat: Callable, value: Any) -> list:
     if isinstance(value, pd.Series):
         return list(value.index)
@@ -314,22 +298,28 @@ def _names(stat: Callable, value: Any) -> list:
 
 
 def _stat_chunk(model, stat: Callable, use_u: bool, width: int, size: int,
-                ss: np.random.SeedSequence) -> np.ndarray:
-    """``stat`` of the refits to one chunk, shape (size, width); NaN rows for failed refits."""
+                ss: np.random.SeedSequence) -> tuple[np.ndarray, np.ndarray]:
+    """``stat`` of the refits to one chunk, shape (size, width), and which refits failed.
+
+    Failed refits give NaN rows; a statistic of the wrong kind or length is an error.
+    """
     out = np.full((size, width), np.nan)
+    failed = np.zeros(size, dtype=bool)
+    label = callable_label(stat)
     with blas_threads(1):
         Y = simulate_fit(model, size, np.random.default_rng(ss), use_u)
         for i, y in enumerate(Y):
             try:
                 fit = refit_fit(model, y)
             except (LmmlibError, np.linalg.LinAlgError):
+                failed[i] = True
                 continue
-            row = _as_values(stat(fit))
+            row = as_values(stat(fit), label, "on a bootstrap refit")
             if row.size != width:
-                raise LmmlibError(f"the statistic returned {row.size} values on a bootstrap "
-                                  f"refit but {width} on the fitted model")
+                raise ArgumentError(f"{label} returned {row.size} values on a bootstrap "
+                                    f"refit but {width} on the fitted model")
             out[i] = row
-    return out
+    return out, failed
 
 
 @dataclass(frozen=True, eq=False)
@@ -341,11 +331,18 @@ class BootstrapResult:
     observed : Series
         The statistic of the fitted model.
     replicates : DataFrame
-        One row per bootstrap refit (NaN if it failed), one column per component.
+        One row per bootstrap refit (NaN if it failed), one column per component,
+        the values as the statistic returned them.
     n, seed : int
         Number of replicates and root seed (the same seed gives the same replicates).
     use_u : bool
         Whether responses were simulated conditionally on the BLUPs.
+
+    Notes
+    -----
+    ``se``, ``bias`` and ``ci`` use the finite replicates of each component:
+    failed refits and values the statistic returned as NaN or ±inf are left out
+    (:func:`bootstrap` warns when there are any).
     """
 
     observed: pd.Series
@@ -355,19 +352,27 @@ class BootstrapResult:
     use_u: bool = False
 
     @property
+    def finite(self) -> pd.DataFrame:
+        """The replicates with non-finite values (failed refits, NaN, ±inf) set to NaN."""
+        return self.replicates.where(np.isfinite(self.replicates))
+
+    @property
     def se(self) -> pd.Series:
-        """Bootstrap standard errors (standard deviation of the replicates)."""
-        return self.replicates.std(ddof=1).rename("se")
+        """Bootstrap standard errors (standard deviation of the finite replicates)."""
+        return self.finite.std(ddof=1).rename("se")
 
     @property
     def bias(self) -> pd.Series:
-        """Mean of the replicates minus the observed statistic."""
-        return (self.replicates.mean() - self.observed).rename("bias")
+        """Mean of the finite replicates minus the observed statistic."""
+        return (self.finite.mean() - self.observed).rename("bias")
 
     def ci(self, level: float = 0.95) -> pd.DataFrame:
         """Percentile intervals (R's default quantile type 7), columns as lme4's ``confint``."""
-        q = percentile_interval(self.replicates.dropna(how="all").to_numpy(), level)
+        level = as_level(level)
         a = (1 - level) / 2
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a component with no finite value
+            q = np.nanquantile(self.finite.to_numpy(), [a, 1 - a], axis=0)
         cols = [f"{100 * a:.3g} %", f"{100 * (1 - a):.3g} %"]
         return pd.DataFrame(q.T, index=self.replicates.columns, columns=cols)
 
@@ -382,6 +387,22 @@ class BootstrapResult:
         return f"{head}\n{self.summary().to_string(float_format=lambda v: f'{v:.5g}')}"
 
 
+def _observed(model, stat: Callable) -> pd.Series:
+    """The statistic of the fitted model, checked: numbers, all finite."""
+    if not callable(stat):
+        raise ArgumentError(f"stat must be a function of a fitted model, got {describe(stat)}")
+    label = callable_label(stat)
+    value = stat(model)
+    values = as_values(value, label, "on the fitted model")
+    bad = np.flatnonzero(~np.isfinite(values))
+    if bad.size:
+        names = _names(stat, value)
+        shown = ", ".join(f"{names[i]!r}: {values[i]}" for i in bad[:5])
+        raise ArgumentError(f"{label} returned non-finite values on the fitted model ({shown}); "
+                            "the bootstrap needs a statistic that is finite on the data")
+    return pd.Series(values, index=_names(stat, value), name="observed")
+
+
 def bootstrap(model, stat: Callable[[Any], Any], n: int = 1000, seed: int | None = None,
               n_jobs: int | None = None, progress: bool | None = None,
               use_u: bool = False) -> BootstrapResult:
@@ -393,14 +414,16 @@ def bootstrap(model, stat: Callable[[Any], Any], n: int = 1000, seed: int | None
         The fit to simulate from and refit.
     stat : callable
         ``stat(fit)`` returning a float, a 1-d array or a Series (named
-        components), e.g. ``lambda m: m.fixef`` or
-        ``lambda m: m.ranef_arrays()["id"].iloc[:, 0]``.
+        components) of numbers, e.g. ``lambda m: m.fixef`` or
+        ``lambda m: m.ranef_arrays()["id"].iloc[:, 0]``; finite on ``model``
+        and of the same length on every refit.
     n : int
         Number of replicates.
     seed : int, optional
         Root seed; ``None`` draws one (stored in the result).
     n_jobs : int, optional
-        joblib workers (``None``: joblib's active setting, 1 by default).
+        joblib workers (``None``: joblib's active setting, 1 by default;
+        ``-1``: all CPUs).
     progress : bool, optional
         Progress bar (default: only when stderr is a terminal).
     use_u : bool
@@ -410,29 +433,52 @@ def bootstrap(model, stat: Callable[[Any], Any], n: int = 1000, seed: int | None
     -------
     BootstrapResult
         With ``ci(level)``, ``se``, ``bias`` and the ``replicates``.
+
+    Raises
+    ------
+    ArgumentError
+        For a bad argument, and when ``stat`` returns something that is not
+        numbers (None, a string, a model...), non-finite values on ``model``,
+        or another number of values on a refit than on ``model``.
+    LmmlibError
+        When every refit fails.
+
+    Warns
+    -----
+    LmmlibWarning
+        When refits fail (their rows are NaN), and when ``stat`` returns NaN or
+        ±inf on some refits: the warning counts them, ``replicates`` keeps
+        them as returned and ``se``, ``bias`` and ``ci`` leave them out.
     """
+    model = check_fit(model)
     n, seed = check_replicates(n), root_seed(seed)
-    value = stat(model)
-    observed = pd.Series(_as_values(value), index=_names(stat, value), name="observed")
-    task = partial(_stat_chunk, model, stat, bool(use_u), observed.size)
-    rows = np.vstack(run_chunks(task, n, seed, n_jobs, progress, "bootstrap"))
-    failed = int(np.isnan(rows).all(axis=1).sum())
+    n_jobs = as_n_jobs(n_jobs)
+    progress = as_optional_bool(progress, "progress")
+    use_u = as_bool(use_u, "use_u")
+    observed = _observed(model, stat)
+    task = partial(_stat_chunk, model, stat, use_u, observed.size)
+    chunks = run_chunks(task, n, seed, n_jobs, progress, "bootstrap")
+    rows = np.vstack([c[0] for c in chunks])
+    failed = int(np.concatenate([c[1] for c in chunks]).sum())
     if failed == n:
         raise LmmlibError("all bootstrap refits failed")
     if failed:
         warnings.warn(f"{failed} of {n} bootstrap refits failed; their rows are NaN and left "
                       "out of se and ci", LmmlibWarning, stacklevel=2)
+    nonfinite = int((~np.isfinite(rows)).any(axis=1).sum()) - failed
+    if nonfinite:
+        warnings.warn(f"{callable_label(stat)} returned NaN or infinite values on {nonfinite} "
+                      f"of {n} bootstrap refits; they are left out of se, bias and ci",
+                      LmmlibWarning, stacklevel=2)
     replicates = pd.DataFrame(rows, columns=observed.index)
-    return BootstrapResult(observed, replicates, n, seed, bool(use_u))
+    return BootstrapResult(observed, replicates, n, seed, use_u)
 
 
 def percentile_interval(draws: np.ndarray, level: float) -> np.ndarray:
     """Type-7 percentile limits of ``draws`` along axis 0, shape (2, ...)."""
-    if not 0 < level < 1:
-        raise LmmlibError(f"level must be between 0 and 1, got {level!r}")
+    level = as_level(level)
     a = (1 - level) / 2
     return np.quantile(draws, [a, 1 - a], axis=0)
-
 
 
 class _CallableModule(types.ModuleType):

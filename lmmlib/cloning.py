@@ -39,11 +39,14 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from .errors import LmmlibError
+from .checks import as_bool, as_choice, as_count, as_instance, as_level, describe
+from .errors import ArgumentError, LmmlibError
 from .hessian import hessian
 from .mcmc import (
     OnewayStats,
     Priors,
+    as_params,
+    check_run,
     chisq_diag,
     gibbs_oneway,
     lambda_max,
@@ -64,6 +67,8 @@ DERIVED = ("mu", "sigma2", "tau2", "sum", "log_sigma", "log_tau", "sigma", "tau"
 
 def _derive(base: np.ndarray, names: Sequence[str]) -> np.ndarray:
     """Monitored parameters from the (μ, σ², τ²) draws; ``sum`` is σ² + τ²."""
+    if not names:
+        raise ArgumentError(f"no parameter to monitor; choose from {', '.join(DERIVED)}")
     unknown = [n for n in names if n not in DERIVED]
     if unknown:
         raise LmmlibError(f"unknown parameter(s) {', '.join(map(repr, unknown))}; "
@@ -152,17 +157,18 @@ class CloneFit:
 
     def monitor(self, *names: str) -> CloneFit:
         """The same run with other monitored parameters, e.g. ``fit.monitor("mu", "sum")``."""
+        names = _param_names(names)
         return dataclasses.replace(self, names=tuple(names), draws=_derive(self.base, names))
 
 
-def _check_run(K: int, n_chains: int, n_iter: int, burn: int, thin: int) -> None:
-    checks = {"K": (K, 1), "n_chains": (n_chains, 1), "n_iter": (n_iter, 2), "burn": (burn, 0),
-              "thin": (thin, 1)}
-    for name, (v, low) in checks.items():
-        if int(v) != v or v < low:
-            raise LmmlibError(f"{name} must be an integer >= {low}, got {v!r}")
-    if n_iter // thin < 2:
-        raise LmmlibError(f"n_iter // thin must be at least 2, got {n_iter} // {thin}")
+def _param_names(params: Sequence[str] | str) -> tuple[str, ...]:
+    """Monitored parameter names as a tuple (a single name is fine)."""
+    if isinstance(params, str):
+        return (params,)
+    names = tuple(params) if hasattr(params, "__iter__") else None
+    if names is None or not all(isinstance(n, str) for n in names):
+        raise ArgumentError(f"params must be parameter names, got {describe(params)}")
+    return names
 
 
 def clone_fit(data: pd.DataFrame, K: int, n_chains: int = 3, n_iter: int = 2000,
@@ -199,21 +205,31 @@ def clone_fit(data: pd.DataFrame, K: int, n_chains: int = 3, n_iter: int = 2000,
     -------
     CloneFit
 
+    Raises
+    ------
+    ArgumentError
+        For counts that are not integers of at least their minimum (``K``,
+        ``n_chains``, ``thin`` >= 1, ``n_iter`` >= 2, ``burn`` >= 0), a
+        ``keep_alpha`` that is not a boolean, unknown ``params`` or a bad ``rng``.
+
     Examples
     --------
     >>> from lmmlib.neyman_scott import simulate_oneway
     >>> fit = clone_fit(simulate_oneway(100, 2, rng=1), K=10, rng=2)
     >>> dc_mle(fit).round(3)  # doctest: +SKIP
     """
-    _check_run(K, n_chains, n_iter, burn, thin)
+    K, n_chains, n_iter, burn, thin = check_run(K, n_chains, n_iter, burn, thin)
+    keep_alpha = as_bool(keep_alpha, "keep_alpha")
+    names = _param_names(params)
+    _derive(np.ones((1, 1, 3)), names)  # unknown names are an error before sampling
+    rng = as_generator(rng)
     stats = oneway_stats(data, response, group)
     pri = Priors() if priors is None else priors
     start = time.perf_counter()
-    base, alpha = gibbs_oneway(stats, int(K), int(n_chains), int(n_iter), int(burn), int(thin),
-                               pri, as_generator(rng), inits, keep_alpha)
-    names = tuple(params)
-    return CloneFit(K=int(K), draws=_derive(base, names), names=names, base=base, stats=stats,
-                    priors=pri, burn=int(burn), thin=int(thin),
+    base, alpha = gibbs_oneway(stats, K, n_chains, n_iter, burn, thin, pri, rng, inits,
+                               keep_alpha)
+    return CloneFit(K=K, draws=_derive(base, names), names=names, base=base, stats=stats,
+                    priors=pri, burn=burn, thin=thin,
                     seconds=time.perf_counter() - start, alpha=alpha)
 
 
@@ -236,8 +252,14 @@ def dc_fit(data: pd.DataFrame, n_clones: Iterable[int] = (1, 10, 25),
     -------
     list of CloneFit
     """
+    if isinstance(n_clones, (str, bytes)) or not hasattr(n_clones, "__iter__"):
+        raise ArgumentError(f"n_clones must be a list of numbers of clones, got "
+                            f"{describe(n_clones)}")
+    clones = sorted({as_count(k, "n_clones (each)") for k in n_clones})
+    if not clones:
+        raise ArgumentError("n_clones is empty: give at least one number of clones")
     gen = as_generator(rng)
-    return [clone_fit(data, K, rng=gen, **kwargs) for K in sorted(set(n_clones))]
+    return [clone_fit(data, K, rng=gen, **kwargs) for K in clones]
 
 
 def dcdiag(fits: CloneFit | Iterable[CloneFit]) -> pd.DataFrame:
@@ -255,7 +277,11 @@ def dcdiag(fits: CloneFit | Iterable[CloneFit]) -> pd.DataFrame:
         ``ms.error``, ``r.squared`` and ``r.hat`` (coda's multivariate PSRF
         when more than one parameter is monitored, else the univariate one).
     """
-    fits = [fits] if isinstance(fits, CloneFit) else sorted(fits, key=lambda f: f.K)
+    fits = [fits] if isinstance(fits, CloneFit) else list(fits)
+    if not fits or not all(isinstance(f, CloneFit) for f in fits):
+        raise ArgumentError("fits must be a CloneFit or a non-empty list of them (from "
+                            f"clone_fit or dc_fit), got {describe(fits)}")
+    fits = sorted(fits, key=lambda f: f.K)
     if len({f.names for f in fits}) > 1:
         raise LmmlibError("parameter names in each run should be identical")
     rows = [(f.K, lambda_max(f.draws), *chisq_diag(f.draws),
@@ -264,14 +290,18 @@ def dcdiag(fits: CloneFit | Iterable[CloneFit]) -> pd.DataFrame:
                                        "r.hat"])
 
 
+def _check_fit(fit: object) -> CloneFit:
+    return as_instance(fit, "fit", CloneFit, "a CloneFit (from clone_fit)")
+
+
 def dc_mle(fit: CloneFit) -> pd.Series:
     """Data-cloning estimates: the posterior means, which tend to the MLE as K grows."""
-    return fit.mean.rename("estimate")
+    return _check_fit(fit).mean.rename("estimate")
 
 
 def dc_vcov(fit: CloneFit) -> pd.DataFrame:
     """K × posterior covariance, the estimate of the inverse Fisher information."""
-    return fit.cov * fit.K
+    return _check_fit(fit).cov * fit.K
 
 
 def dc_se(fit: CloneFit) -> pd.Series:
@@ -281,7 +311,7 @@ def dc_se(fit: CloneFit) -> pd.Series:
 
 def posterior_corr(fit: CloneFit) -> pd.DataFrame:
     """Posterior correlation matrix (R's ``cov2cor(vcov(fit))``)."""
-    c = fit.cov.to_numpy()
+    c = _check_fit(fit).cov.to_numpy()
     d = np.sqrt(np.diag(c))
     return pd.DataFrame(c / np.outer(d, d), index=fit.cov.index, columns=fit.cov.columns)
 
@@ -303,8 +333,9 @@ def oneway_information(params: Sequence[float], data: pd.DataFrame | OnewayStats
     ``"observed"``: minus the central-difference Hessian of
     :func:`oneway_loglik` (relative steps 10⁻⁴).
     """
+    kind = as_choice(kind, "kind", ("expected", "observed"))
     st = _stats(data, response, group)
-    p = np.asarray(params, dtype=float)
+    p = np.array(as_params(params))
     if kind == "observed":
         h = 1e-4 * np.maximum(np.abs(p), 1e-3)
         info = -hessian(lambda v: oneway_loglik(v, st), p, h)
@@ -316,8 +347,6 @@ def oneway_information(params: Sequence[float], data: pd.DataFrame | OnewayStats
         info[1, 1] = 0.5 * np.sum((st.n - 1) / s2**2 + 1 / lam**2)
         info[1, 2] = info[2, 1] = 0.5 * np.sum(st.n / lam**2)
         info[2, 2] = 0.5 * np.sum(st.n**2 / lam**2)
-    else:
-        raise LmmlibError(f"kind must be 'expected' or 'observed', got {kind!r}")
     return pd.DataFrame(info, index=list(BASE), columns=list(BASE))
 
 
@@ -382,8 +411,9 @@ def dc_predict(fit: CloneFit, data: pd.DataFrame | None = None, n_draws: int = 4
         the median (from the draws), and ``mcse``, the Monte Carlo standard
         error of ``mean``.
     """
-    if not 0 < level < 1:
-        raise LmmlibError(f"level must be in (0, 1), got {level!r}")
+    _check_fit(fit)
+    level = as_level(level)
+    n_draws = as_count(n_draws, "n_draws", minimum=2)
     st = fit.stats if data is None else oneway_stats(data, response, group)
     gen = as_generator(rng)
     logged = _derive(fit.base, ("mu", "log_sigma", "log_tau")).reshape(-1, 3)
@@ -405,6 +435,8 @@ def posterior_alpha(fit: CloneFit, level: float = 0.95) -> pd.DataFrame:
     Needs ``clone_fit(..., keep_alpha=True)``; columns as :func:`dc_predict`
     (without ``mcse``).
     """
+    _check_fit(fit)
+    level = as_level(level)
     if fit.alpha is None:
         raise LmmlibError("no alpha draws kept: refit with clone_fit(..., keep_alpha=True)")
     a = fit.alpha.reshape(-1, fit.alpha.shape[-1])

@@ -31,13 +31,24 @@ from scipy.interpolate import CubicSpline
 from scipy.stats import norm
 from tqdm import tqdm
 
-from .errors import LmmlibError, LmmlibWarning
+from .checks import (
+    as_choice,
+    as_count,
+    as_instance,
+    as_level,
+    as_names,
+    as_optional_bool,
+    describe,
+)
+from .errors import ArgumentError, LmmlibError, LmmlibWarning
+from .model import LinearMixedModel
 from .simulate import as_generator
 from .varcomp import VarPars
 
 __all__ = ["confint", "percent_labels"]
 
 METHODS = ("profile", "wald", "boot")
+_KIND = "a mixed model fitted by lmmlib.lmer"
 
 
 def percent_labels(level: float) -> list[str]:
@@ -46,6 +57,7 @@ def percent_labels(level: float) -> list[str]:
     Both numbers get the decimals the one needing most takes at 3 significant
     digits, as R's ``format`` does for a vector.
     """
+    level = as_level(level)
     a = np.array([(1 - level) / 2, (1 + level) / 2]) * 100
     decimals = 0
     for x in a:
@@ -137,9 +149,18 @@ def profile_intervals(prof: pd.DataFrame, level: float = 0.95,
     Returns
     -------
     DataFrame
+
+    Raises
+    ------
+    ArgumentError
+        If ``prof`` is not a profile, ``level`` is not in (0, 1) or the
+        profile does not reach that level (it was computed with a smaller
+        ``level_max``).
     """
+    _check_profile(prof, level)
     zq = norm.ppf([(1 - level) / 2, (1 + level) / 2])
-    names = list(dict.fromkeys(prof["par"])) if parm is None else list(parm)
+    parm = as_names(parm, "parm")
+    names = list(dict.fromkeys(prof["par"])) if parm is None else parm
     lower, upper = prof.attrs.get("lower", {}), prof.attrs.get("upper", {})
     rows = []
     for name in names:
@@ -154,6 +175,21 @@ def profile_intervals(prof: pd.DataFrame, level: float = 0.95,
             lim[1] = upper.get(name, np.nan)
         rows.append(lim)
     return pd.DataFrame(rows, index=names, columns=percent_labels(level))
+
+
+def _check_profile(prof: object, level: float) -> None:
+    """``prof`` is a profile reaching far enough for intervals at ``level``."""
+    level = as_level(level)
+    if not isinstance(prof, pd.DataFrame) or not {"par", "value", "zeta"} <= set(prof.columns):
+        raise ArgumentError("prof must be a profile computed by lmmlib.profile.profile "
+                            f"(columns par, value, zeta), got {describe(prof)}")
+    cutoff = prof.attrs.get("cutoff")
+    needed = float(norm.ppf((1 + level) / 2))
+    if cutoff is not None and cutoff < needed - 1e-12:
+        reach = 2 * norm.cdf(cutoff) - 1
+        raise ArgumentError(
+            f"prof reaches |zeta| = {cutoff:.4g} (level_max = {reach:.4g}), not the "
+            f"{needed:.4g} of level = {level:g}: profile again with level_max >= {level:g}")
 
 
 def _param_names(model) -> list[str]:
@@ -177,11 +213,14 @@ def boot_estimates(model, nsim: int = 500, rng: np.random.Generator | int | None
     ``progress=None`` shows a tqdm bar only when writing to a terminal (so not in
     logs, CI or executed notebooks); pass ``progress=True`` to force it.
     """
+    as_instance(model, "model", LinearMixedModel, _KIND)
+    nsim = as_count(nsim, "nsim")
+    progress = as_optional_bool(progress, "progress")
     vp = VarPars.of(model.design.reterms)
-    ys = model.simulate(int(nsim), as_generator(rng))
-    out = np.full((int(nsim), len(_param_names(model))), np.nan)
+    ys = model.simulate(nsim, as_generator(rng))
+    out = np.full((nsim, len(_param_names(model))), np.nan)
     disable = None if progress is None else not progress
-    for i in tqdm(range(int(nsim)), desc="bootstrap", disable=disable, leave=False):
+    for i in tqdm(range(nsim), desc="bootstrap", disable=disable, leave=False):
         try:
             fit = model.refit(ys[i])
         except (LmmlibError, np.linalg.LinAlgError, ValueError):
@@ -237,19 +276,34 @@ def confint(model, method: str = "profile", level: float = 0.95,
     DataFrame
         One row per parameter; columns named from ``level`` as R names them.
 
+    Raises
+    ------
+    ArgumentError
+        If ``model`` is not an ``lmer`` fit, ``method`` is unknown, ``level``
+        is not a number in (0, 1), ``parm`` is not a name or list of names,
+        ``nsim``, ``rng`` or ``progress`` are invalid, or ``prof`` is not a
+        profile of this model reaching ``level``.
+
     Examples
     --------
     >>> m.confint()  # doctest: +SKIP
                       2.5 %      97.5 %
     .sig01        14.381...   37.716...
     """
-    method = method.lower()
-    if method not in METHODS:
-        raise LmmlibError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
-    if not 0 < level < 1:
-        raise LmmlibError(f"level must be in (0, 1), got {level}")
+    as_instance(model, "model", LinearMixedModel, _KIND)
+    method = as_choice(method, "method", METHODS)
+    level = as_level(level)
+    nsim = as_count(nsim, "nsim")
+    progress = as_optional_bool(progress, "progress")
+    rng = as_generator(rng)
     names = _param_names(model)
     chosen = _chosen(parm, names, len(names) - len(model.design.xnames))
+    if prof is not None:
+        _check_profile(prof, level)
+        if set(prof.attrs.get("estimates", names)) != set(names):
+            raise ArgumentError("prof is the profile of another model: its parameters are "
+                                f"{', '.join(prof.attrs['estimates'])}, the model's "
+                                f"{', '.join(names)}")
     if method == "profile":
         if prof is None:
             from .profile import profile
@@ -264,9 +318,9 @@ def confint(model, method: str = "profile", level: float = 0.95,
 
 def _chosen(parm: str | Sequence[str] | None, names: list[str], nvp: int) -> list[str]:
     """Parameter names selected by ``parm``, in lme4's order."""
-    if parm is None:
+    wanted = as_names(parm, "parm")
+    if wanted is None:
         return names
-    wanted = [parm] if isinstance(parm, str) else list(parm)
     picked = set()
     for p in wanted:
         if p == "theta_":
@@ -276,6 +330,6 @@ def _chosen(parm: str | Sequence[str] | None, names: list[str], nvp: int) -> lis
         elif p in names:
             picked.add(p)
         else:
-            raise LmmlibError(f"unknown parameter {p!r}; the model's parameters are "
-                              f"{', '.join(names)}")
+            raise ArgumentError(f"parm: unknown parameter {p!r}; the model's parameters are "
+                                f"{', '.join(names)}")
     return [n for n in names if n in picked]

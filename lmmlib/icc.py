@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from .checks import as_instance
 from .errors import LmmlibError
 from .model import LinearMixedModel
 
@@ -29,10 +30,17 @@ def icc(model: LinearMixedModel) -> float | pd.Series:
 
     Raises
     ------
+    ArgumentError
+        If ``model`` is not an ``lmer`` fit: for a ``glmer`` fit the residual
+        variance is not σ² (it depends on the family and link), so τ²/(τ² + σ²)
+        would not be its intraclass correlation.
     LmmlibError
         If a random term has slopes, for which the correlation depends on the
         covariates.
     """
+    as_instance(model, "model", LinearMixedModel,
+                "a linear mixed model fitted by lmmlib.lmer (glmer fits have no residual "
+                "variance on the response scale)")
     terms = model.design.reterms
     if any(t.colnames != ("(Intercept)",) for t in terms):
         raise LmmlibError(

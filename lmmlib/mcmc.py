@@ -49,11 +49,12 @@ import numpy as np
 import pandas as pd
 import scipy.stats
 
-from .errors import DataError, LmmlibError
+from .checks import as_bool, as_count, as_float, describe
+from .errors import ArgumentError, DataError, LmmlibError
 
-__all__ = ["OnewayStats", "Priors", "alpha_conditional", "chisq_diag", "gibbs_oneway",
-           "lambda_max", "mpsrf", "mu_conditional", "oneway_loglik", "oneway_stats", "psrf",
-           "variance_conditionals"]
+__all__ = ["OnewayStats", "Priors", "alpha_conditional", "as_params", "check_run", "chisq_diag",
+           "gibbs_oneway", "lambda_max", "mpsrf", "mu_conditional", "oneway_loglik",
+           "oneway_stats", "psrf", "variance_conditionals"]
 
 
 @dataclass(frozen=True)
@@ -71,8 +72,13 @@ class Priors:
     b_tau: float = 0.001
 
     def __post_init__(self) -> None:
-        bad = [k for k in ("mu_var", "a_sigma", "b_sigma", "a_tau", "b_tau")
-               if not getattr(self, k) > 0]
+        as_float(self.mu_mean, "prior parameter mu_mean")
+        bad = []
+        for k in ("mu_var", "a_sigma", "b_sigma", "a_tau", "b_tau"):
+            # an infinite prior variance of mu is a flat prior; the others must be finite
+            value = as_float(getattr(self, k), f"prior parameter {k}", finite=k != "mu_var")
+            if not value > 0:
+                bad.append(k)
         if bad:
             raise LmmlibError(f"prior parameters must be positive: {', '.join(bad)}")
 
@@ -124,6 +130,11 @@ def oneway_stats(data: pd.DataFrame, response: str = "y", group: str = "id") -> 
         A column is missing, the response is not finite, or there are fewer
         than two groups.
     """
+    if not isinstance(data, pd.DataFrame):
+        raise ArgumentError(f"data must be a DataFrame, got {describe(data)}")
+    for name, col in (("response", response), ("group", group)):
+        if not isinstance(col, str):
+            raise ArgumentError(f"{name} must be a column name (a string), got {describe(col)}")
     missing = [c for c in (response, group) if c not in data.columns]
     if missing:
         raise DataError(f"column(s) {', '.join(map(repr, missing))} not in the data "
@@ -164,13 +175,34 @@ def oneway_loglik(params: Sequence[float], data: pd.DataFrame | OnewayStats,
     -------
     float (−inf outside the parameter space)
     """
-    mu, s2, t2 = map(float, params)
+    mu, s2, t2 = as_params(params)
     st = data if isinstance(data, OnewayStats) else oneway_stats(data, response, group)
     if not (s2 > 0 and t2 >= 0):
         return -np.inf
     lam = s2 + st.n * t2
     return float(-0.5 * np.sum(st.n * np.log(2 * np.pi) + (st.n - 1) * np.log(s2) + np.log(lam)
                                + st.ss / s2 + st.n * (st.ybar - mu) ** 2 / lam))
+
+
+def as_params(params: Sequence[float]) -> tuple[float, float, float]:
+    """``params`` as the three floats (μ, σ², τ²), or an error naming ``params``."""
+    try:
+        values = np.asarray(params, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise ArgumentError(f"params must be (mu, sigma2, tau2), got {describe(params)}") from exc
+    if values.shape != (3,):
+        raise ArgumentError(f"params must be the three numbers (mu, sigma2, tau2), got shape "
+                            f"{values.shape}")
+    return float(values[0]), float(values[1]), float(values[2])
+
+
+def check_run(K: int, n_chains: int, n_iter: int, burn: int, thin: int) -> tuple[int, ...]:
+    """The run lengths as ints, each an integer of at least its minimum, by name."""
+    out = (as_count(K, "K"), as_count(n_chains, "n_chains"), as_count(n_iter, "n_iter", 2),
+           as_count(burn, "burn", 0), as_count(thin, "thin"))
+    if out[2] // out[4] < 2:
+        raise ArgumentError(f"n_iter // thin must be at least 2, got {n_iter} // {thin}")
+    return out
 
 
 def default_inits(stats: OnewayStats, n_chains: int) -> tuple[np.ndarray, np.ndarray]:
@@ -230,6 +262,16 @@ def _sweep(stats: OnewayStats, K: int, s2: np.ndarray, t2: np.ndarray, pri: Prio
     return mu, alpha, rate_s / rng.gamma(sh_s, size=C), rate_t / rng.gamma(sh_t, size=C)
 
 
+def _inits(inits: tuple[np.ndarray, np.ndarray], n_chains: int) -> tuple[np.ndarray, np.ndarray]:
+    """Starting σ² and τ² given by the user, one per chain (a scalar serves all chains)."""
+    try:
+        s2, t2 = (np.broadcast_to(np.asarray(v, float), (n_chains,)).copy() for v in inits)
+    except (TypeError, ValueError) as exc:
+        raise ArgumentError(f"inits must be (sigma2, tau2), each a number or {n_chains} "
+                            f"numbers (one per chain), got {describe(inits)}") from exc
+    return s2, t2
+
+
 def gibbs_oneway(stats: OnewayStats, K: int, n_chains: int, n_iter: int, burn: int,
                  thin: int, priors: Priors, rng: np.random.Generator,
                  inits: tuple[np.ndarray, np.ndarray] | None = None,
@@ -260,9 +302,11 @@ def gibbs_oneway(stats: OnewayStats, K: int, n_chains: int, n_iter: int, burn: i
         μ, σ², τ² per chain and kept iteration.
     alpha : ndarray of shape (n_chains, n_iter // thin, n) or None
     """
-    s2, t2 = default_inits(stats, n_chains) if inits is None else (
-        np.broadcast_to(np.asarray(inits[0], float), (n_chains,)).copy(),
-        np.broadcast_to(np.asarray(inits[1], float), (n_chains,)).copy())
+    K, n_chains, n_iter, burn, thin = check_run(K, n_chains, n_iter, burn, thin)
+    keep_alpha = as_bool(keep_alpha, "keep_alpha")
+    if not isinstance(priors, Priors):
+        raise ArgumentError(f"priors must be a lmmlib.mcmc.Priors, got {describe(priors)}")
+    s2, t2 = default_inits(stats, n_chains) if inits is None else _inits(inits, n_chains)
     if not (np.all(s2 > 0) and np.all(t2 > 0)):
         raise LmmlibError("initial values of sigma2 and tau2 must be positive")
     n_keep = n_iter // thin
@@ -278,8 +322,15 @@ def gibbs_oneway(stats: OnewayStats, K: int, n_chains: int, n_iter: int, burn: i
     return draws, alphas
 
 
+def _as_draws(draws: np.ndarray) -> np.ndarray:
+    try:
+        return np.asarray(draws, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise ArgumentError(f"draws must be an array of numbers, got {describe(draws)}") from exc
+
+
 def _check_draws(draws: np.ndarray) -> np.ndarray:
-    x = np.asarray(draws, dtype=float)
+    x = _as_draws(draws)
     if x.ndim == 2:
         x = x[:, :, None]
     if x.ndim != 3 or x.shape[0] < 2 or x.shape[1] < 2:
@@ -361,7 +412,7 @@ def mpsrf(draws: np.ndarray) -> float:
 
 
 def _pooled(draws: np.ndarray) -> np.ndarray:
-    x = np.asarray(draws, dtype=float)
+    x = _as_draws(draws)
     if x.ndim == 3:
         x = x.reshape(-1, x.shape[-1])
     if x.ndim != 2 or x.shape[0] <= x.shape[1]:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import nlopt
 import numpy as np
 
+from .checks import as_bool, as_count, as_float, as_start
 from .errors import ConvergenceWarning
 
 __all__ = ["OptSummary", "minimize_theta", "finite_gradient"]
@@ -159,7 +160,7 @@ def minimize_theta(
     lower : ndarray
         Lower bounds (0 or −inf).
     ftol_abs, xtol_abs, maxeval : float, float, int
-        Stopping rules (tighter than lme4's 1e-8 defaults).
+        Stopping rules (tighter than lme4's 1e-8 defaults); positive.
     restart : bool
         Restart BOBYQA from its optimum when the finite-difference check finds a
         Newton step that is not small (callers with their own polish turn it off).
@@ -167,8 +168,20 @@ def minimize_theta(
     Returns
     -------
     OptSummary
+
+    Raises
+    ------
+    ArgumentError
+        If ``theta0`` does not match ``lower`` in length, is not finite or is
+        below a bound (nlopt would only say "invalid argument"), or a stopping
+        rule is not a positive number.
     """
-    theta0 = np.asarray(theta0, dtype=float)
+    lower = np.asarray(lower, dtype=float)
+    theta0 = as_start(theta0, lower, name="theta0")
+    ftol_abs = as_float(ftol_abs, "ftol_abs", positive=True)
+    xtol_abs = as_float(xtol_abs, "xtol_abs", positive=True)
+    maxeval = as_count(maxeval, "maxeval")
+    restart = as_bool(restart, "restart")
     n = theta0.size
     count = [0]
     best = [np.inf, theta0.copy()]

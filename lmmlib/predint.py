@@ -39,6 +39,7 @@ from .bootstrap import (
     root_seed,
     run_chunks,
 )
+from .checks import as_bool, as_instance, as_level, as_n_jobs, as_optional_bool
 from .design import block_covariates, fixed_rows
 from .errors import DataError, LmmlibError
 from .frame import as_frame
@@ -182,7 +183,7 @@ def prediction_interval(model: LinearMixedModel, newdata: Any = None, group: Any
         Coverage of the interval.
     n_jobs : int, optional
         joblib workers for one-by-one refits (``None``: joblib's active
-        setting, 1 by default).
+        setting, 1 by default; ``-1``: all CPUs).
     progress : bool, optional
         Progress bar (default: only when stderr is a terminal).
     use_u : bool
@@ -200,21 +201,33 @@ def prediction_interval(model: LinearMixedModel, newdata: Any = None, group: Any
         Columns ``fit`` (x'β̂, plus z'b̂ of known groups), ``lower`` and
         ``upper``, indexed as ``newdata``; ``attrs`` records ``n``, ``seed``,
         ``level``, ``use_u`` and ``group``.
+
+    Raises
+    ------
+    ArgumentError
+        If ``model`` is not an ``lmer`` fit, or an option has the wrong type
+        or value (``n=2.5``, ``level=95``, ``n_jobs=0``, ``use_u="yes"``...).
+    DataError
+        For ``newdata`` without rows or a ``group`` the model does not know.
     """
-    if not isinstance(model, LinearMixedModel):
-        raise LmmlibError("prediction_interval needs a mixed model fitted by lmmlib.lmer, "
-                          f"got {type(model).__name__}")
+    as_instance(model, "model", LinearMixedModel,
+                "a mixed model fitted by lmmlib.lmer (prediction_interval needs random effects)")
     n, seed = check_replicates(n), root_seed(seed)
+    level = as_level(level)
+    n_jobs = as_n_jobs(n_jobs)
+    progress = as_optional_bool(progress, "progress")
+    use_u = as_bool(use_u, "use_u")
+    batch = as_optional_bool(batch, "batch")
     target, index = _target(model, newdata, group)
     if batch and not supports_batch(model):
         raise LmmlibError(f"batch=True needs a single scalar random effect ({model.formula!r})")
     if supports_batch(model) and batch is not False:
-        draws = _batched(model, target, bool(use_u), n, seed)
+        draws = _batched(model, target, use_u, n, seed)
     else:
-        task = partial(_chunk, model, target, bool(use_u))
+        task = partial(_chunk, model, target, use_u)
         draws = np.vstack(run_chunks(task, n, seed, n_jobs, progress, "prediction interval"))
     lower, upper = percentile_interval(draws, level)
     out = pd.DataFrame({"fit": _predict(model, target), "lower": lower, "upper": upper},
                        index=index)
-    out.attrs.update(n=n, seed=seed, level=level, use_u=bool(use_u), group=group)
+    out.attrs.update(n=n, seed=seed, level=level, use_u=use_u, group=group)
     return out

@@ -33,7 +33,9 @@ import numpy as np
 import pandas as pd
 from scipy.stats import chi2
 
-from .errors import ConvergenceWarning, LmmlibError
+from .checks import as_count, as_instance, as_level, as_names, describe
+from .errors import ArgumentError, ConvergenceWarning
+from .model import LinearMixedModel
 from .optimize import minimize_theta
 from .pls import PLS
 from .threads import blas_threads
@@ -238,11 +240,12 @@ def _profile_one(prob: _MLProblem, w: int, cutoff: float, delta: float,
     return out[np.argsort(out[:, col], kind="stable")]
 
 
-def _select(which: str | Sequence[str] | None, names: Sequence[str], nvp: int) -> list[int]:
+def _select(which: str | Sequence[str] | None, names: Sequence[str], nvp: int,
+            arg: str = "which") -> list[int]:
     """Indices of the parameters to profile (lme4's ``which``, incl. "theta_"/"beta_")."""
-    if which is None:
+    wanted = as_names(which, arg)
+    if wanted is None:
         return list(range(len(names)))
-    wanted = [which] if isinstance(which, str) else list(which)
     out: set[int] = set()
     for name in wanted:
         if name == "theta_":
@@ -252,9 +255,13 @@ def _select(which: str | Sequence[str] | None, names: Sequence[str], nvp: int) -
         elif name in names:
             out.add(list(names).index(name))
         else:
-            raise LmmlibError(f"unknown parameter {name!r}; the model's parameters are "
-                              f"{', '.join(names)}")
+            raise ArgumentError(f"{arg}: unknown parameter {name!r}; the model's parameters "
+                                f"are {', '.join(names)}")
     return sorted(out)
+
+
+def _check_model(model: object) -> None:
+    as_instance(model, "model", LinearMixedModel, "a mixed model fitted by lmmlib.lmer")
 
 
 def profile(model, which: str | Sequence[str] | None = None, level_max: float = 0.99,
@@ -271,13 +278,14 @@ def profile(model, which: str | Sequence[str] | None = None, level_max: float = 
         ``"beta_"`` (all fixed effects).  Default: all.
     level_max : float
         Each direction stops once |ζ| exceeds ``sqrt(qchisq(level_max, 1))``,
-        enough for confidence intervals up to this level.
+        enough for confidence intervals up to this level; in (0, 1).
     n_points : int
-        Aimed-at number of points per side: the ζ step is cut-off / n_points
-        (lme4 uses 8 steps of a cut-off on as many degrees of freedom as
-        parameters).
+        Aimed-at number of points per side (an integer >= 2): the ζ step is
+        cut-off / n_points (lme4 uses 8 steps of a cut-off on as many degrees
+        of freedom as parameters).
     maxpts : int
-        Maximum number of points per side.
+        Maximum number of points per side (an integer >= 3: the estimate, the
+        first step and at least one more).
 
     Returns
     -------
@@ -288,15 +296,21 @@ def profile(model, which: str | Sequence[str] | None = None, level_max: float = 
         holds ``estimates``, ``lower`` and ``upper`` (bounds), ``cutoff`` and
         ``deviance`` (the ML deviance at the optimum).
 
+    Raises
+    ------
+    ArgumentError
+        If ``model`` is not an ``lmer`` fit, ``which`` names an unknown
+        parameter, or ``level_max``, ``n_points`` or ``maxpts`` are out of range.
+
     Examples
     --------
     >>> prof = m.profile()  # doctest: +SKIP
     >>> prof[prof.par == ".sigma"][["value", "zeta"]]  # doctest: +SKIP
     """
-    if not 0 < level_max < 1:
-        raise LmmlibError(f"level_max must be in (0, 1), got {level_max}")
-    if n_points < 2:
-        raise LmmlibError(f"n_points must be at least 2, got {n_points}")
+    _check_model(model)
+    level_max = as_level(level_max, "level_max")
+    n_points = as_count(n_points, "n_points", minimum=2)
+    maxpts = as_count(maxpts, "maxpts", minimum=3)
     with blas_threads(1):
         prob = _ml_problem(model)
         chosen = _select(which, prob.names, prob.nvp)
@@ -340,10 +354,25 @@ def zeta_at(model, par: str, values: Sequence[float]) -> np.ndarray:
     -------
     ndarray
         ζ at each value.
+
+    Raises
+    ------
+    ArgumentError
+        If ``model`` is not an ``lmer`` fit, ``par`` is not one parameter's
+        name or ``values`` are not finite numbers.
     """
+    _check_model(model)
+    if not isinstance(par, str) or par in ("theta_", "beta_"):
+        raise ArgumentError(f"par must be the name of one parameter, got {describe(par)}")
+    try:
+        values = np.atleast_1d(np.asarray(values, dtype=float))
+    except (TypeError, ValueError) as exc:
+        raise ArgumentError(f"values must be numbers, got {describe(values)}") from exc
+    if values.ndim != 1 or not np.isfinite(values).all():
+        raise ArgumentError(f"values must be a 1-d sequence of finite numbers, got {values}")
     with blas_threads(1):
         prob = _ml_problem(model)
-        (w,) = _select(par, prob.names, prob.nvp)
+        (w,) = _select(par, prob.names, prob.nvp, "par")
         zeta = _var_zeta(prob, w) if w < prob.nvp else _fixed_zeta(prob, w - prob.nvp)
         start = np.concatenate([[0.0], prob.estimates])
         return np.array([zeta(float(x), start)[0] for x in values])

@@ -29,7 +29,8 @@ from typing import Literal
 import numpy as np
 import scipy.sparse as sp
 
-from .errors import DataError, LmmlibError, LmmlibWarning
+from .checks import as_choice, as_count, as_float, describe
+from .errors import ArgumentError, DataError, LmmlibError, LmmlibWarning
 from .lm import LinearModel
 from .model import LinearMixedModel
 from .pls import z_matrix
@@ -82,8 +83,14 @@ class RLRTResult:
     nfixed: int
 
     def quantile(self, q: float | np.ndarray) -> float | np.ndarray:
-        """Quantiles of the simulated null distribution (R's type 7)."""
-        return np.quantile(self.null_sample, q)
+        """Quantiles of the simulated null distribution (R's type 7); ``q`` in [0, 1]."""
+        try:
+            probs = np.asarray(q, dtype=float)
+        except (TypeError, ValueError) as exc:
+            raise ArgumentError(f"q must be probabilities, got {describe(q)}") from exc
+        if not np.all((probs >= 0) & (probs <= 1)):
+            raise ArgumentError(f"q must be probabilities between 0 and 1, got {describe(q)}")
+        return np.quantile(self.null_sample, probs)
 
     def summary(self) -> str:
         """Text report, in the spirit of R's ``htest`` print."""
@@ -152,11 +159,25 @@ def _pool(mu: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 # -- null distribution ---------------------------------------------------------
+def _log_grid(log_grid: object) -> tuple[float, float]:
+    """``log_grid`` as two finite numbers, the first below the second."""
+    try:
+        lo, hi = log_grid  # type: ignore[misc]
+    except (TypeError, ValueError):
+        lo = hi = None
+    if lo is None or isinstance(log_grid, str):
+        raise ArgumentError(f"log_grid must be a pair (low, high) of log-lambda values, got "
+                            f"{describe(log_grid)}")
+    lo, hi = as_float(lo, "log_grid[0]"), as_float(hi, "log_grid[1]")
+    if not lo < hi:
+        raise ArgumentError(f"log_grid must be increasing, got ({lo:g}, {hi:g})")
+    return lo, hi
+
+
 def lambda_grid(gridlength: int = 200, log_grid: tuple[float, float] = (-10.0, 8.0)) -> np.ndarray:
     """RLRsim's grid of λ = σ²_b/σ²: 0, then ``gridlength − 1`` log-spaced values."""
-    if gridlength < 2:
-        raise LmmlibError(f"gridlength must be at least 2, got {gridlength}")
-    lo, hi = log_grid
+    gridlength = as_count(gridlength, "gridlength", minimum=2)
+    lo, hi = _log_grid(log_grid)
     return np.concatenate([[0.0], np.exp(np.linspace(lo, hi, gridlength - 1))])
 
 
@@ -227,11 +248,12 @@ def null_rlrt_sample(mu: np.ndarray, n: int, p: int, nsim: int = 10_000,
     Equal eigenvalues are pooled: their χ²₁ variables enter N and D only through
     their sum, a χ² with as many degrees of freedom.
     """
-    if search not in ("ascent", "global"):
-        raise LmmlibError(f"search must be 'ascent' or 'global', got {search!r}")
-    if nsim < 1:
-        raise LmmlibError(f"nsim must be positive, got {nsim}")
+    search = as_choice(search, "search", ("ascent", "global"))
+    nsim = as_count(nsim, "nsim")
+    n, p = as_count(n, "n"), as_count(p, "p", minimum=0)
     mu = np.sort(np.asarray(mu, dtype=float))[::-1]
+    if not np.isfinite(mu).all():
+        raise ArgumentError("mu, the eigenvalues of Z'P0Z, must be finite")
     if mu.size == 0 or not mu[0] > 0:
         raise DataError("all eigenvalues of Z'P0Z are 0: the random effect is confounded "
                         "with the fixed effects, so its variance cannot be tested")
@@ -284,8 +306,8 @@ def _floor(stat: float, scale: float) -> float:
 def _scalar_term(model: object, role: str) -> str:
     """Label of the single scalar random-effects term of ``model``, or raise."""
     if isinstance(model, LinearModel) or not isinstance(model, LinearMixedModel):
-        raise LmmlibError(f"{role} must be a mixed model fitted by lmmlib.lmer, "
-                          f"got {type(model).__name__}")
+        raise ArgumentError(f"{role} must be a mixed model fitted by lmmlib.lmer, "
+                            f"got {describe(model)}")
     terms = model.design.reterms
     if len(terms) != 1 or terms[0].q != 1:
         desc = ", ".join(f"{t.group}: {'/'.join(t.colnames)}" for t in terms)
@@ -301,8 +323,8 @@ def _scalar_term(model: object, role: str) -> str:
 def _check_three(m: LinearMixedModel, mA: object, m0: object) -> None:
     for role, mod in (("mA", mA), ("m0", m0)):
         if not isinstance(mod, LinearMixedModel):
-            raise LmmlibError(f"{role} must be a mixed model fitted by lmmlib.lmer, "
-                              f"got {type(mod).__name__}")
+            raise ArgumentError(f"{role} must be a mixed model fitted by lmmlib.lmer, "
+                                f"got {describe(mod)}")
     if mA.nobs != m.nobs or m0.nobs != m.nobs:
         raise LmmlibError("m, mA and m0 must be fitted to the same observations "
                           f"(n = {m.nobs}, {mA.nobs}, {m0.nobs})")
@@ -350,6 +372,9 @@ def exact_rlrt(m: LinearMixedModel, nsim: int = 10_000,
 
     Raises
     ------
+    ArgumentError
+        If ``m``, ``mA`` or ``m0`` is not an ``lmer`` fit, or ``nsim``,
+        ``rng``, ``gridlength``, ``log_grid`` or ``search`` are invalid.
     LmmlibError
         If ``m`` has more than one random-effects term or a vector-valued term.
 
@@ -367,6 +392,10 @@ def exact_rlrt(m: LinearMixedModel, nsim: int = 10_000,
     which adds spurious χ²₁ terms when K > n − p.
     """
     term = _scalar_term(m, "m")
+    nsim = as_count(nsim, "nsim")
+    rng = as_generator(rng)
+    lambda_grid(gridlength, log_grid)  # checks both before the fits are compared
+    search = as_choice(search, "search", ("ascent", "global"))
     if (mA is None) != (m0 is None):
         raise LmmlibError("give both mA (full model) and m0 (model without the tested "
                           "variance), or neither")
@@ -381,12 +410,12 @@ def exact_rlrt(m: LinearMixedModel, nsim: int = 10_000,
     n, p = X.shape
     with blas_threads(1):  # small matrices: BLAS threads cost more than they save
         mu = rlrt_eigenvalues(X, z_matrix(m.design.blocks[0]))
-        sample = null_rlrt_sample(mu, n, p, int(nsim), rng, gridlength=gridlength,
+        sample = null_rlrt_sample(mu, n, p, nsim, rng, gridlength=gridlength,
                                   log_grid=log_grid, search=search)
     if np.quantile(sample, 0.9) == 0:
         warnings.warn(f"null distribution has mass {np.mean(sample == 0):.3f} at zero",
                       LmmlibWarning, stacklevel=2)
     p_value = 1.0 if stat == 0 else float(np.mean(sample > stat))
     scaled = mu[mu > ZERO_EIGEN * mu[0]] / mu[0]
-    return RLRTResult(float(stat), p_value, sample, int(nsim), float(np.mean(sample == 0)),
+    return RLRTResult(float(stat), p_value, sample, nsim, float(np.mean(sample == 0)),
                       scaled[: max(n - p, 0)], term, n, p)

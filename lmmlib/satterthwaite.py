@@ -35,7 +35,9 @@ import pandas as pd
 import scipy.linalg
 from scipy import stats
 
-from .errors import ConvergenceWarning, LmmlibError
+from .checks import as_bool, as_choice, as_count, as_float, as_instance
+from .errors import ArgumentError, ConvergenceWarning
+from .model import LinearMixedModel
 from .pls import PLS
 from .threads import blas_threads
 
@@ -93,6 +95,7 @@ def richardson_hessian(f: Callable[[np.ndarray], float], x: np.ndarray,
         diagonal ones as numDeriv's ``genD``.
     """
     x = np.asarray(x, dtype=float)
+    d, r = as_float(d, "d", positive=True), as_count(r, "r")
     n = x.size
     h0, f0 = _steps(x, d), f(x)
     scales = 0.5 ** np.arange(r)
@@ -141,6 +144,7 @@ def richardson_jacobian(f: Callable[[np.ndarray], np.ndarray], x: np.ndarray,
         Derivative of f with respect to each element of x.
     """
     x = np.asarray(x, dtype=float)
+    d, r = as_float(d, "d", positive=True), as_count(r, "r")
     h0 = _steps(x, d)
     cols = []
     for i in range(x.size):
@@ -174,7 +178,14 @@ class SatterthwaiteParts:
 
     def df(self, L: np.ndarray) -> np.ndarray:
         """Satterthwaite df of the contrasts in the rows of ``L`` (shape (m, p) or (p,))."""
-        L = np.atleast_2d(np.asarray(L, dtype=float))
+        p = self.vcov_beta.shape[0]
+        try:
+            L = np.atleast_2d(np.asarray(L, dtype=float))
+        except (TypeError, ValueError) as exc:
+            raise ArgumentError(f"L must be a matrix of contrasts with {p} columns") from exc
+        if L.ndim != 2 or L.shape[1] != p or not np.isfinite(L).all():
+            raise ArgumentError(f"L must be finite contrasts of shape (m, {p}) or ({p},), "
+                                f"got shape {L.shape}")
         var = np.einsum("mi,ij,mj->m", L, self.vcov_beta, L)
         grad = np.einsum("mi,kij,mj->mk", L, self.jacobian, L)
         denom = np.einsum("mk,kl,ml->m", grad, self.vcov_varpar, grad)
@@ -224,6 +235,7 @@ def satterthwaite_parts(pls: PLS, theta: np.ndarray, sigma: float,
     -------
     SatterthwaiteParts
     """
+    reml = as_bool(reml, "reml")
     theta = np.asarray(theta, dtype=float)
     nt = theta.size
     varpar = np.append(theta, float(sigma))
@@ -273,12 +285,11 @@ def coef_table(model: Any, ddf: str = "satterthwaite") -> pd.DataFrame:
 
     Raises
     ------
-    LmmlibError
-        For an unknown ``ddf``.
+    ArgumentError
+        If ``model`` is not an ``lmer`` fit or ``ddf`` is not one of the methods.
     """
-    method = str(ddf).lower()
-    if method not in DDF_METHODS:
-        raise LmmlibError(f"unknown ddf {ddf!r}: use one of {', '.join(DDF_METHODS)}")
+    as_instance(model, "model", LinearMixedModel, "a mixed model fitted by lmmlib.lmer")
+    method = as_choice(ddf, "ddf", DDF_METHODS)
     est, se = model.fixef.to_numpy(), model.se.to_numpy()
     p = est.size
     if method == "satterthwaite":

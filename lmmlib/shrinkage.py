@@ -24,16 +24,23 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .errors import FormulaError
+from .checks import as_bool, as_instance, describe
+from .errors import ArgumentError, FormulaError
 from .formula import parse_formula
 from .frame import as_frame
 from .lm import LinearModel, lm
+from .model import LinearMixedModel
 from .pls import z_matrix
 
 __all__ = ["StratifiedFit", "effective_df", "shrinkage", "stratified_fit"]
 
 
+def _check_model(model: Any) -> None:
+    as_instance(model, "model", LinearMixedModel, "a mixed model fitted by lmmlib.lmer")
+
+
 def _intercept_block(model: Any):
+    _check_model(model)
     blocks = model.design.blocks
     if len(blocks) != 1 or blocks[0].colnames != ("(Intercept)",):
         terms = " + ".join(f"({t.expr} | {t.factor})" for t in model.design.reterms) or "none"
@@ -126,7 +133,14 @@ def effective_df(model: Any, fixed: bool = False) -> float:
     Returns
     -------
     float
+
+    Raises
+    ------
+    ArgumentError
+        If ``model`` is not an ``lmer`` fit or ``fixed`` is not a boolean.
     """
+    _check_model(model)
+    fixed = as_bool(fixed, "fixed")
     ZL = _z_lambda(model)
     Q = ZL.shape[1]
     if not fixed:
@@ -180,6 +194,10 @@ def stratified_fit(formula: str, data: Any, group: str | None = None) -> Stratif
         pooling) and with ``model.coef()`` of the random-intercept fit
         (partial pooling).
     """
+    if not isinstance(formula, str):
+        raise ArgumentError(f"formula must be a string, got {describe(formula)}")
+    if group is not None and not isinstance(group, str):
+        raise ArgumentError(f"group must be a column name (a string), got {describe(group)}")
     parsed = parse_formula(formula)
     if group is None:
         if len(parsed.random) != 1 or len(parsed.random[0].factors) != 1:
