@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import scipy.stats
 
-from .checks import as_bool
+from .checks import as_bool, as_count
 from .criteria import InformationCriteria
 from .design import fixed_rows, newdata_frame
 from .display import (
@@ -249,10 +249,10 @@ class GeneralizedLinearMixedModel(RandomEffectsMixin, InformationCriteria):
         ndarray of shape (n, nobs)
             Counts (poisson) or proportions of the prior weights (binomial).
         """
-        rng = as_generator(rng)
-        eta = np.broadcast_to(self.design.X @ self.fit.mode.beta, (int(n), self.nobs)).copy()
+        rng, n = as_generator(rng), as_count(n, "n")
+        eta = np.broadcast_to(self.design.X @ self.fit.mode.beta, (n, self.nobs)).copy()
         for block in self.design.blocks:
-            eta += block_draws(block, self.theta, 1.0, int(n), rng)
+            eta += block_draws(block, self.theta, 1.0, n, rng)
         return self.family.sample(self.family.linkinv(eta), self.fit.problem.wt, rng)
 
     # -- display -------------------------------------------------------------

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .checks import as_bool
+from .checks import as_bool, as_count
 from .criteria import InformationCriteria
 from .design import Design, fixed_rows, newdata_frame
 from .effects import RandomEffectsMixin
@@ -195,9 +195,10 @@ class LinearMixedModel(RandomEffectsMixin, InformationCriteria):
         -------
         ndarray of shape (n, nobs)
         """
-        cond = self.fitted.to_numpy() if use_u else None
+        n = as_count(n, "n")
+        cond = self.fitted.to_numpy() if as_bool(use_u, "use_u") else None
         return simulate_responses(self.design.X, self.design.blocks, self._sol, self.sigma,
-                                  int(n), as_generator(rng), cond)
+                                  n, as_generator(rng), cond)
 
     def refit(self, y: np.ndarray) -> LinearMixedModel:
         """Fit the same model to a new response (design reused, warm-started at θ̂)."""

@@ -65,3 +65,4 @@ def test_cached_copy_computes_once():
     f.table.iloc[0] = 9.0
     assert f.table.tolist() == [1.0, 2.0]
     assert len(calls) == 1
+

@@ -1,0 +1,41 @@
+"""``simulate`` of lmer and glmer fits: arguments checked, draws reproducible."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import lmmlib
+
+
+@pytest.fixture(scope="module")
+def fits():
+    rng = np.random.default_rng(11)
+    g = np.repeat(np.arange(15), 8)
+    x = rng.normal(size=g.size)
+    y = 1 + x + rng.normal(size=15)[g] + rng.normal(size=g.size)
+    d = pd.DataFrame({"y": y, "x": x, "g": g, "k": rng.poisson(np.exp(0.3 + 0.2 * x))})
+    return {"lmer": lmmlib.lmer("y ~ x + (1|g)", d),
+            "glmer": lmmlib.glmer("k ~ x + (1|g)", d, "poisson")}
+
+
+@pytest.mark.parametrize("kind", ["lmer", "glmer"])
+@pytest.mark.parametrize("n", [2.5, "3", True, 0])
+def test_simulate_counts_are_whole_numbers(fits, kind, n):
+    with pytest.raises(lmmlib.ArgumentError, match="n must be an integer"):
+        fits[kind].simulate(n, rng=1)
+
+
+@pytest.mark.parametrize("kind", ["lmer", "glmer"])
+def test_simulate_is_reproducible_from_the_seed(fits, kind):
+    a, b = fits[kind].simulate(3, rng=5), fits[kind].simulate(3, rng=np.random.default_rng(5))
+    np.testing.assert_array_equal(a, b)  # the same generator stream: bit-identical draws
+    assert a.shape == (3, fits[kind].nobs)
+
+
+def test_simulate_use_u_must_be_a_boolean(fits):
+    with pytest.raises(lmmlib.ArgumentError, match="use_u must be True or False"):
+        fits["lmer"].simulate(2, rng=1, use_u="no")
+    np.testing.assert_array_equal(fits["lmer"].simulate(2, rng=1, use_u=np.True_),
+                                  fits["lmer"].simulate(2, rng=1, use_u=True))
