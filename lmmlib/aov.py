@@ -129,7 +129,7 @@ def aov_table(formula: str, data: Any, contrasts: str = "sum") -> pd.DataFrame:
     if contrasts == "sum" and "C(" not in rhs:
         rhs = _sum_coded(rhs, factors)
     try:
-        mm = model_matrix(f"{lhs} ~ {rhs}", frame, na_action="drop")
+        mm = model_matrix(f"{lhs} ~ {rhs}", frame, na_action="drop", context={})
     except Exception as exc:
         raise FormulaError(f"cannot build the model matrix of {formula!r}: {exc}") from exc
     y = np.asarray(mm.lhs, dtype=float).ravel()
