@@ -36,7 +36,7 @@ import pytest
 import lmmlib
 from lmmlib.datasets import load
 from lmmlib.hessian import hessian
-from lmmlib.ranef import block_effects
+from lmmlib.ranef import block_effects, ranef_frame
 from lmmlib.varcomp import varcorr_frame
 
 FIXTURES = Path(__file__).parent / "reference" / "fixtures"
@@ -70,9 +70,9 @@ def same_optimum(expected: float):
 
 
 def profiled_at(model, theta: np.ndarray) -> dict:
-    """The profiled fit at any θ, as lmmlib forms it at θ̂: β̂(θ), σ̂(θ), the variance
-    components, the BLUPs (one levels × effects array per grouping factor) and the
-    fitted values."""
+    """The profiled fit at any θ, as lmmlib forms it at θ̂: β̂(θ), their standard errors,
+    σ̂(θ), the variance components, the BLUPs (one levels × effects array per grouping
+    factor), the ranef table with conditional SDs and the fitted values."""
     theta = np.asarray(theta, dtype=float)
     sol = model.pls.solve(theta)
     design = model.design
@@ -82,9 +82,12 @@ def profiled_at(model, theta: np.ndarray) -> dict:
     fitted = design.X @ sol.beta
     for block, eff in zip(design.blocks, blups, strict=True):
         fitted = fitted + np.einsum("ij,ij->i", block.Z, eff[block.codes])
+    inv = np.linalg.inv(sol.LX)
     return {"beta": np.asarray(sol.beta, dtype=float), "sigma": sigma,
+            "se": sigma * np.sqrt(np.einsum("ij,ij->j", inv, inv)),
             "varcorr": varcorr_frame(theta, sigma, design.reterms),
-            "blups": [np.asarray(e, dtype=float) for e in blups], "fitted": fitted}
+            "blups": [np.asarray(e, dtype=float) for e in blups], "fitted": fitted,
+            "ranef": ranef_frame(sol, design.blocks, sigma, True)}
 
 
 class CurvatureBound:
