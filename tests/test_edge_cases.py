@@ -2,8 +2,16 @@
 
 Each case either gives the right answer, whose source is named next to the
 assertion (a closed form, ``lm``, statsmodels MixedLM, or R lme4 1.1-31 run on
-the same data), or a clear lmmlib warning or error.  Cases where lmmlib does
-neither are kept as strict xfails with the reason.
+the same data), or a clear lmmlib warning or error.
+
+Tolerances: closed forms evaluated at the fit's own numbers are exact up to
+rounding (1e-10 relative, or 1e-8 where the closed form is lm's solve of the same
+least-squares problem); two fits of the same problem in another representation
+(dtype, missing rows, unused categories, scaled covariates) agree at the
+optimiser's accuracy: SAME_OPTIMUM for the criterion, SAME_OPTIMUM_SE standard
+errors for β, the curvature bound for θ and the BLUPs (tests/conftest.py).
+Any of the mistakes these cases guard against (a dropped or duplicated level,
+a lost row, a misscaled column) changes the criterion by O(1).
 """
 
 from __future__ import annotations
@@ -15,10 +23,34 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import (
+    OPT_GAP,
+    SAME_OPTIMUM_SE,
+    CurvatureBound,
+    curvature_tolerance,
+    profiled_at,
+    same_optimum,
+    theta_curvature_tolerance,
+)
 
 import lmmlib
+from lmmlib.varcomp import term_covariances
 
 LMMLIB_WARNINGS = (lmmlib.ConvergenceWarning, lmmlib.DataWarning, lmmlib.SingularFitWarning)
+
+
+def assert_same_fit(m, ref, blups: bool = False) -> None:
+    """``m`` fits ``ref``'s problem (the same data in another representation)."""
+    assert m.objective == same_optimum(ref.objective)
+    np.testing.assert_array_less(np.abs(m.fixef.to_numpy() - ref.fixef.to_numpy()),
+                                 SAME_OPTIMUM_SE * ref.se.to_numpy())
+    np.testing.assert_array_less(np.abs(m.theta - ref.theta) - 1e-12,
+                                 2 * theta_curvature_tolerance(ref, OPT_GAP))
+    if blups:  # in the same (sorted or category) level order
+        tol = 2 * CurvatureBound(ref, OPT_GAP)(lambda th: profiled_at(ref, th)["blups"][0])
+        diff = np.abs(m.ranef_arrays()["g"].to_numpy().ravel()
+                      - ref.ranef_arrays()["g"].to_numpy().ravel())
+        np.testing.assert_array_less(diff - 1e-12, tol)
 
 
 def fit_recording(formula: str, data: pd.DataFrame, reml: bool = True):
@@ -69,16 +101,20 @@ def test_vanishing_group_variance_is_a_singular_fit_equal_to_lm(tau, reml):
     assert m.is_singular and m.opt.boundary == (0,)
     assert m.theta[0] < 1e-6
     assert m.varcorr["vcov"].iloc[0] < 1e-12 * m.sigma**2
+    # at θ = 0 (lmmlib lands on the bound exactly here) the model is lm's: the same
+    # least-squares solve by two code paths, rounding only (seen 4e-16); a θ of 1e-6
+    # would change β by O(θ²) = 1e-12
     np.testing.assert_allclose(m.fixef, ref.fixef, rtol=1e-10, atol=1e-12)
     n, p = ref.nobs, len(ref.fixef)
     sigma = ref.sigma if reml else ref.sigma * np.sqrt((n - p) / n)  # RSS/(n−p) or RSS/n
+    # closed forms from lm's RSS; 1e-8 is far below the REML/ML factor sqrt(38/40)
     assert m.sigma == pytest.approx(sigma, rel=1e-8)
     np.testing.assert_allclose(m.se, ref.se * sigma / ref.sigma, rtol=1e-8)
     if reml:  # REML criterion of lm: (n−p)(1 + log(2π RSS/(n−p))) + log|X'X|
         X = m.design.X
         rss = ref.sigma**2 * (n - p)
         closed = (n - p) * (1 + np.log(2 * np.pi * rss / (n - p))) + np.linalg.slogdet(X.T @ X)[1]
-        assert m.objective == pytest.approx(closed, rel=1e-10)
+        assert m.objective == pytest.approx(closed, rel=1e-10)  # closed form, rounding only
     else:
         assert m.objective == pytest.approx(ref.objective, rel=1e-10)  # lm's deviance
 
@@ -113,13 +149,19 @@ def test_perfectly_correlated_random_slopes_hit_the_boundary(corr, reml):
     assert m.is_singular and m.opt.boundary == (2,)  # θ_22: Λ has rank 1
     sd_int, sd_x, r, _ = m.varcorr["sdcor"]  # lme4's row order: SDs, correlation, residual
     assert list(m.varcorr["var2"].fillna("")) == ["", "", "x", ""]
+    # Λ of rank 1 has correlation ±1 exactly, up to rounding (θ_22 = 0, or 1e-7 for
+    # one ML fit, whose effect on the correlation is O(θ_22²/θ_21²) = 1e-15)
     assert r == pytest.approx(corr, abs=1e-8)
     # closed form: the group lines lie on the line of direction (2, ±1), so the
-    # slope SD is half the intercept SD and β̂ is the mean line (balanced design)
-    assert sd_x / sd_int == pytest.approx(0.5, rel=1e-6)
+    # slope SD is half the intercept SD; the optimiser reaches that ratio to within
+    # the curvature bound of its gap (θ_11 and θ_21 are free; seen ≤ 3e-8)
+    ratio_tol = curvature_tolerance(m, lambda th: [abs(th[1]) / th[0]], OPT_GAP)[0]
+    assert sd_x / sd_int == pytest.approx(0.5, abs=ratio_tol + 1e-12)
+    # β̂ is the mean line whatever θ (balanced design: GLS = OLS), so rounding only
     a_bar = data.groupby("g")["a"].first().mean()
     np.testing.assert_allclose(m.fixef, [1.0 + 2.0 * a_bar, 0.5 + corr * a_bar], rtol=1e-8)
-    assert m.objective == pytest.approx(LME4_PERFECT_CORR[corr, reml], rel=1e-10)
+    # lme4's tight refit, printed to 10 decimals (±5e-11): SAME_OPTIMUM (seen 3e-11)
+    assert m.objective == same_optimum(LME4_PERFECT_CORR[corr, reml])
 
 
 # -- tiny groups ----------------------------------------------------------------------
@@ -164,12 +206,26 @@ def test_singleton_groups_mixed_with_larger_ones(slope, reml):
     formula = "y ~ x + (x | g)" if slope else "y ~ x + (1 | g)"
     m, caught = fit_recording(formula, data, reml)
     assert caught == [] and m.opt.converged and not m.is_singular
-    # reference 1: statsmodels MixedLM 0.15.0 (independent implementation)
+    # reference 1: statsmodels MixedLM 0.15.0 (independent implementation), compared as
+    # in test_crosscheck_statsmodels.py: log-likelihoods within OPT_GAP (both optimisers
+    # tight; seen ≤ 2e-12), so both optima are within 3·OPT_GAP of the minimum criterion
+    # and the estimates within twice the curvature bound of that gap, plus rounding:
+    # 2e-4 relative for the random-intercept covariance, 2.5e-3 for the slope model's
+    # (seen ≤ 0.2 % of the bound); ML against REML misses by far more
     res = _statsmodels_fit(data, "~x" if slope else None, reml)
-    np.testing.assert_allclose(m.fixef.to_numpy(), res.fe_params.to_numpy(), rtol=1e-5)
-    np.testing.assert_allclose(m.covariances()["g"], res.cov_re.to_numpy(), rtol=1e-5, atol=1e-8)
-    assert m.sigma**2 == pytest.approx(res.scale, rel=1e-5)
-    assert m.loglik == pytest.approx(res.llf, abs=1e-6)
+    assert m.loglik == pytest.approx(res.llf, abs=OPT_GAP)
+    bound = CurvatureBound(m, 3 * OPT_GAP)
+
+    def matches(ours, theirs, quantity, what):
+        tol = 2 * bound(quantity) + 1e-10 * np.abs(np.ravel(theirs))
+        assert np.all(np.abs(np.ravel(ours) - np.ravel(theirs)) <= tol), (what, ours, theirs)
+
+    matches(m.fixef.to_numpy(), res.fe_params.to_numpy(),
+            lambda th: profiled_at(m, th)["beta"], "fixef")
+    matches(m.covariances()["g"], res.cov_re.to_numpy(),
+            lambda th: term_covariances(th, profiled_at(m, th)["sigma"], m.design.reterms)[0],
+            "covariance of the random effects")
+    matches(m.sigma**2, res.scale, lambda th: [profiled_at(m, th)["sigma"] ** 2], "sigma^2")
     # reference 2: closed form, the criterion from the dense V = Z Σ Z' + σ² I
     Z = (data["g"].to_numpy()[:, None] == np.arange(40)).astype(float)
     Zx = Z * data["x"].to_numpy()[:, None]
@@ -177,6 +233,7 @@ def test_singleton_groups_mixed_with_larger_ones(slope, reml):
     V = S[0, 0] * Z @ Z.T + m.sigma**2 * np.eye(len(data))
     if slope:
         V += S[1, 1] * Zx @ Zx.T + S[0, 1] * (Z @ Zx.T + Zx @ Z.T)
+    # the same criterion at the same parameters, from the dense 80x80 V: rounding only
     assert m.objective == pytest.approx(dense_criterion(m.design.X, m.design.y, V, reml),
                                         rel=1e-10)
 
@@ -204,7 +261,7 @@ def test_no_residual_information_is_refused_or_warned():
     except lmmlib.DataError:
         return  # refusing is a right answer
     best, far = float(m.objective), m.pls.objective(np.array([1e6]), False)
-    assert far < best - 10, (far, best)  # the deviance is unbounded below
+    assert far < best - 10, (far, best)  # the deviance is unbounded below (67.46 vs 48.74)
     assert caught, f"no warning; deviance {best:.2f} at θ = {m.theta}, {far:.2f} at θ = 1e6"
 
 
@@ -221,8 +278,13 @@ def _offset_data() -> pd.DataFrame:
 
 
 # relative agreement of the criterion: y + 1e8 is stored to ulp 1.5e-8, i.e. its
-# noise (SD 0.3) only to ~5e-8 relative, which bounds what any fit can reproduce
+# noise (SD 0.3) only to ~5e-8 relative, which bounds what any fit can reproduce (seen
+# 2.8e-9 at 1e8, 5e-11 at 1e6); SAME_OPTIMUM would not hold for the perturbed data
 OFFSET_OBJ_RTOL = {1e6: 1e-9, 1e8: 1e-8}
+# parameters: the rounded y moves the optimum by ~1e-8 relative of the noise, the
+# optimisers by SAME_OPTIMUM_SE standard errors; 1e-6 relative (variances, σ) and 1e-6
+# SE (β) cover both (seen ≤ 6e-8 relative, 2e-8 SE)
+OFFSET_PAR_RTOL = 1e-6
 
 
 @pytest.mark.parametrize("offset", list(OFFSET_OBJ_RTOL))
@@ -234,10 +296,11 @@ def test_huge_offset_in_y_moves_only_the_intercept(formula, offset):
     m, caught = fit_recording(formula, data.assign(y=data["y"] + offset))
     assert caught == []
     shifted = m.fixef.to_numpy() - [offset, 0.0]
-    np.testing.assert_allclose(shifted, ref.fixef.to_numpy(), rtol=0, atol=1e-6 * ref.se.max())
-    np.testing.assert_allclose(m.varcorr["vcov"], ref.varcorr["vcov"], rtol=1e-6,
-                               atol=1e-6 * ref.sigma**2)
-    assert m.sigma == pytest.approx(ref.sigma, rel=1e-6)
+    np.testing.assert_allclose(shifted, ref.fixef.to_numpy(), rtol=0,
+                               atol=OFFSET_PAR_RTOL * ref.se.max())
+    np.testing.assert_allclose(m.varcorr["vcov"], ref.varcorr["vcov"], rtol=OFFSET_PAR_RTOL,
+                               atol=OFFSET_PAR_RTOL * ref.sigma**2)
+    assert m.sigma == pytest.approx(ref.sigma, rel=OFFSET_PAR_RTOL)
     assert m.objective == pytest.approx(ref.objective, rel=OFFSET_OBJ_RTOL[offset])
 
 
@@ -259,13 +322,24 @@ def test_badly_scaled_fixed_covariates(units, reml):
     m, caught = fit_recording(formula, data.assign(x=data["x"] * c1, x2=data["x2"] * c2), reml)
     # the answer is exact, and the scales are flagged as lme4's checkScaleX does
     assert caught == [lmmlib.DataWarning]
-    np.testing.assert_allclose(m.fixef.to_numpy() * [1.0, c1, c2], ref.fixef.to_numpy(),
-                               rtol=1e-7)
-    np.testing.assert_allclose(m.se.to_numpy() * [1.0, c1, c2], ref.se.to_numpy(), rtol=1e-7)
-    np.testing.assert_allclose(m.fitted, ref.fitted, rtol=0, atol=1e-7 * ref.sigma)
-    np.testing.assert_allclose(m.varcorr["vcov"], ref.varcorr["vcov"], rtol=1e-6)
+    # the same optimum in other units, at the optimisers' accuracy: SAME_OPTIMUM_SE
+    # standard errors for β and the fitted values, the curvature bound for the SEs
+    # (8e-5 relative) and the variances (seen ≤ 4e-8 relative throughout; lmmlib's solves
+    # are not hurt by the 1e±6 column scales)
+    se_tol = SAME_OPTIMUM_SE * ref.se.to_numpy()
+    np.testing.assert_array_less(np.abs(m.fixef.to_numpy() * [1.0, c1, c2]
+                                        - ref.fixef.to_numpy()), se_tol)
+    se_bound = 2 * curvature_tolerance(ref, lambda th: profiled_at(ref, th)["se"], OPT_GAP)
+    np.testing.assert_array_less(np.abs(m.se.to_numpy() * [1.0, c1, c2] - ref.se.to_numpy()),
+                                 se_bound + 1e-12)
+    np.testing.assert_allclose(m.fitted, ref.fitted, rtol=0, atol=SAME_OPTIMUM_SE * ref.sigma)
+    vcov_tol = 2 * curvature_tolerance(ref, lambda th: profiled_at(ref, th)["varcorr"]["vcov"]
+                                       .to_numpy(), OPT_GAP)
+    np.testing.assert_array_less(np.abs(m.varcorr["vcov"] - ref.varcorr["vcov"]) - 1e-12,
+                                 vcov_tol)
+    # closed form: the REML criterion gains log|D|² = 2 log(c1·c2); SAME_OPTIMUM
     shift = 2.0 * np.log(c1 * c2) if reml else 0.0
-    assert m.objective == pytest.approx(ref.objective + shift, rel=1e-10, abs=1e-9)
+    assert m.objective == same_optimum(ref.objective + shift)
 
 
 @pytest.mark.parametrize("reml", [True, False])
@@ -283,6 +357,8 @@ def test_badly_scaled_random_slope_is_right_or_warned(request, formula, c, reml)
     ref = lmmlib.lmer(formula, data, reml=reml)
     m, caught = fit_recording(formula, data.assign(x=data["x"] * c), reml)
     expected = ref.objective + (2.0 * np.log(c) if reml else 0.0)
+    # "right" at a generous 1e-6 in the criterion (20x SAME_OPTIMUM) and 1e-4 σ in the
+    # fitted values: a fit that misses is off by far more, and then must have warned
     right = (abs(m.objective - expected) < 1e-6
              and np.allclose(m.fitted, ref.fitted, rtol=0, atol=1e-4 * ref.sigma))
     warned = lmmlib.ConvergenceWarning in caught or lmmlib.DataWarning in caught
@@ -308,7 +384,7 @@ def test_one_level_per_row_is_refused_quickly_and_cheaply(formula, kind):
     start = time.perf_counter()
     with pytest.raises(lmmlib.DataError, match="200000 levels"):
         lmmlib.lmer(formula, data)
-    assert time.perf_counter() - start < 2.0  # seconds, loosely
+    assert time.perf_counter() - start < 2.0  # seconds, loosely (a dense Z would take minutes)
     tracemalloc.start()
     try:
         with pytest.raises(lmmlib.DataError):
@@ -358,8 +434,7 @@ def test_missing_group_level_drops_rows_with_a_warning(kind):
     # reference: the same model on the complete rows only
     ref = lmmlib.lmer("y ~ x + (1 | g)", data.drop(index=NAN_ROWS))
     assert m.nobs == 37 and m.ngroups["g"] == 10
-    assert m.objective == pytest.approx(ref.objective, rel=1e-12)
-    np.testing.assert_allclose(m.fixef, ref.fixef, rtol=1e-10)
+    assert_same_fit(m, ref)
 
 
 def test_level_whose_rows_are_all_dropped_disappears():
@@ -370,7 +445,7 @@ def test_level_whose_rows_are_all_dropped_disappears():
         m = lmmlib.lmer("y ~ x + (1 | g)", data.assign(y=y, g=g))
     assert m.ngroups["g"] == 9 and "3" not in m.ranef_arrays()["g"].index
     ref = lmmlib.lmer("y ~ x + (1 | g)", data[data["g"] != 3])
-    assert m.objective == pytest.approx(ref.objective, rel=1e-12)
+    assert m.objective == same_optimum(ref.objective)
 
 
 # -- unused categories ---------------------------------------------------------------
@@ -405,8 +480,7 @@ def test_unused_category_leaves_the_fit_unchanged(categories):
                      data.assign(trt=pd.Categorical(data["trt"], categories=categories)))
     assert (np.abs(m.design.X).sum(axis=0) > 0).all()  # no all-zero column left
     assert list(m.fixef.index) == list(ref.fixef.index)
-    np.testing.assert_allclose(m.fixef, ref.fixef, rtol=1e-10)
-    assert m.objective == pytest.approx(ref.objective, rel=1e-12)
+    assert_same_fit(m, ref)
 
 
 def test_unused_category_is_dropped_silently_as_in_lme4():
@@ -427,7 +501,7 @@ def test_unused_first_category_keeps_lme4s_reference_level():
     data["trt"] = pd.Categorical(data["trt"], categories=["d", "a", "b", "c"])
     m = _fit_quietly("y ~ trt + (1 | g)", data)
     assert list(m.fixef.index) == list(ref.fixef.index)
-    np.testing.assert_allclose(m.fixef, ref.fixef, rtol=1e-10)
+    assert_same_fit(m, ref)
 
 
 def test_category_emptied_by_missing_values_is_dropped_silently():
@@ -465,12 +539,10 @@ def test_grouping_column_dtypes_give_identical_fits(kind, formula):
     ref = _fit_quietly_singular(formula, data)
     m = _fit_quietly_singular(formula, data.assign(g=GROUP_COLUMNS[kind](data["g"].to_numpy())))
     assert m.ngroups["g"] == 8
-    assert m.objective == pytest.approx(ref.objective, rel=1e-12)
-    np.testing.assert_allclose(m.theta, ref.theta, rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(m.fixef, ref.fixef, rtol=1e-10)
-    # same BLUPs in the same (sorted or category) level order
-    np.testing.assert_allclose(m.ranef_arrays()["g"].to_numpy(),
-                               ref.ranef_arrays()["g"].to_numpy(), rtol=1e-8, atol=1e-12)
+    # after the factor coding the same problem (in practice bit-identical arrays and
+    # fits, but not guaranteed so: another memory layout can change a BLAS kernel's
+    # summation order), so at the optimiser's accuracy, BLUPs in the same level order
+    assert_same_fit(m, ref, blups=True)
 
 
 BOOL_COLUMNS = {
@@ -490,9 +562,6 @@ def test_two_level_boolean_grouping_works_in_any_dtype(kind):
     ref = lmmlib.lmer("y ~ x + (1 | g)", data.assign(g=b.astype(int)))
     m = lmmlib.lmer("y ~ x + (1 | g)", data.assign(g=BOOL_COLUMNS[kind](b)))
     assert m.ngroups["g"] == 2
-    assert m.objective == pytest.approx(ref.objective, rel=1e-12)
-    np.testing.assert_allclose(m.fixef, ref.fixef, rtol=1e-10)
     # False < True, "no" < "yes": the level order, hence the BLUP order, is the same
-    np.testing.assert_allclose(m.ranef_arrays()["g"].to_numpy(),
-                               ref.ranef_arrays()["g"].to_numpy(), rtol=1e-8)
+    assert_same_fit(m, ref, blups=True)
 
