@@ -23,28 +23,54 @@ q × q systems (q random effects) are ever formed, never n × n ones.
 
 Stage 1 (lme4's ``nAGQ = 0``) also updates β inside the Newton iterations; its
 joint factor gives L_X, used to scale β for the outer optimiser.
+
+Hard data (separation, a start with |η| ≈ 50, huge counts) must not turn
+into LAPACK errors: the families clamp μ (see :mod:`lmmlib.glmm_family`), no
+matrix reaches a factorisation unless it is finite, every Newton step is
+shortened so that no η moves by more than ``MAX_DETA`` and is halved while the
+penalised deviance is not finite or increases (as R's glm.fit), and a
+factorisation that fails makes the criterion ``inf`` for that (θ, β), so the
+optimiser steps back.  Only a mode that cannot be factored at the optimum
+itself is an error (:class:`FactorError`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from numbers import Integral
 
 import numpy as np
 import scipy.linalg
 from numpy.polynomial.hermite import hermgauss
 from scipy.special import logsumexp
 
+from .checks import as_count
 from .design import Design
 from .errors import DataError
-from .glmm_family import Family
+from .glmm_family import MAX_DETA, MAX_HALVINGS, Family, glm_irls
 from .pls import batched_cholesky, solve_lower_batched, solve_upper_batched
 
-__all__ = ["BlockedFactor", "GlmmProblem", "Mode"]
+__all__ = ["BlockedFactor", "FactorError", "GlmmProblem", "Mode"]
 
 DEC_TOL = 1e-20  # Newton decrement g'A⁻¹g (deviance units) at which PIRLS stops
 MAX_ITER = 60
-MAX_HALVINGS = 30
 MAX_NAGQ = 100
+GLM_MAXIT = 50
+
+
+class FactorError(DataError):
+    """The penalised IRLS cannot factor its system at the optimum (non-finite or not PD)."""
+
+
+class _NotFinite(np.linalg.LinAlgError):
+    """A matrix about to be factored has non-finite entries (caught as a failed evaluation)."""
+
+
+def _finite(name: str, *arrays: np.ndarray) -> None:
+    """Raise :class:`_NotFinite` unless every entry is finite (checked before LAPACK)."""
+    for a in arrays:
+        if not np.isfinite(np.sum(a)):  # NaN and ±inf propagate (an overflowing sum fails too)
+            raise _NotFinite(f"{name} has non-finite entries")
 
 
 @dataclass(frozen=True)
@@ -147,9 +173,19 @@ class GlmmProblem:
         self.u_last = np.zeros(self.nu)
 
     def check_nagq(self, nagq: object) -> int:
-        """``nagq`` as an int, if valid for this model (AGQ: one scalar term only)."""
-        if isinstance(nagq, bool) or not float(nagq).is_integer() or not 1 <= nagq <= MAX_NAGQ:
+        """``nagq`` as an int, if valid for this model (AGQ: one scalar term only).
+
+        Raises
+        ------
+        ArgumentError
+            If ``nagq`` is not an integer (a float, a bool, a string).
+        DataError
+            If it is outside 1..MAX_NAGQ, or > 1 for a model AGQ cannot handle.
+        """
+        if (isinstance(nagq, Integral) and not isinstance(nagq, (bool, np.bool_))
+                and not 1 <= nagq <= MAX_NAGQ):
             raise DataError(f"nAGQ must be a whole number from 1 to {MAX_NAGQ}, got {nagq!r}")
+        nagq = as_count(nagq, "nAGQ")
         if nagq > 1 and (self.rest or self.q0 > 1):
             raise DataError("nAGQ > 1 is only available for a single scalar random-effects "
                             "term such as (1 | g); use nAGQ = 1 (Laplace)")
@@ -194,6 +230,10 @@ class GlmmProblem:
 
     def factor(self, U, w: np.ndarray) -> BlockedFactor:
         """Blocked Cholesky factor of (ZΛ)ᵀW(ZΛ) + I for working weights ``w``."""
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow: caught as non-finite
+            return self._factor(U, w)
+
+    def _factor(self, U, w: np.ndarray) -> BlockedFactor:
         U0, UR = U
         k0, q0, QR = self.k0, self.q0, self.QR
         codes = self.blocks[0].codes
@@ -203,8 +243,10 @@ class GlmmProblem:
                 A0[:, a, c] = A0[:, c, a] = np.bincount(codes, w * U0[:, a] * U0[:, c],
                                                         minlength=k0)
         A0[:, np.arange(q0), np.arange(q0)] += 1.0
-        L0 = batched_cholesky(A0)
+        L0 = batched_cholesky(A0)  # numpy only: a non-finite A0 shows in logdet
         logdet = 2.0 * float(np.log(np.diagonal(L0, axis1=1, axis2=2)).sum())
+        if not np.isfinite(logdet):
+            raise _NotFinite("Λ'Z'WZΛ + I has non-finite entries")
         if UR is None:
             return BlockedFactor(L0, None, None, logdet)
         URw = UR * w[:, None]
@@ -214,6 +256,7 @@ class GlmmProblem:
         S = np.bincount(self._iRR, (UR[:, :, None] * URw[:, None, :]).ravel(),
                         minlength=QR * QR).reshape(QR, QR) - T.T @ T
         S[np.diag_indices_from(S)] += 1.0
+        _finite("the Schur complement of Λ'Z'WZΛ + I", S)
         LR = scipy.linalg.cholesky(S, lower=True, check_finite=False)
         return BlockedFactor(L0, T, LR, logdet + 2.0 * float(np.log(np.diag(LR)).sum()))
 
@@ -231,13 +274,64 @@ class GlmmProblem:
         if not joint:
             return F, F.solve_upper(z1), np.zeros(self.p), float(z1 @ z1), None
         C = F.solve_lower(self._re_tmul(U, w[:, None] * self.X))
-        S = self.X.T @ (w[:, None] * self.X) - C.T @ C
-        LX = scipy.linalg.cholesky(S, lower=True, check_finite=False)
+        XtWX = self.X.T @ (w[:, None] * self.X)
+        S = XtWX - C.T @ C
+        _finite("the fixed-effects block X'WX - C'C", S)
+        try:
+            LX = scipy.linalg.cholesky(S, lower=True, check_finite=False)
+        except np.linalg.LinAlgError:
+            # huge weights (|η| ≫ 1 under the log link) cancel X'WX - C'C below
+            # rounding: a block step (u given β, β given u) still descends
+            _finite("X'WX", XtWX)
+            Lw = scipy.linalg.cholesky(XtWX, lower=True, check_finite=False)
+            zb = scipy.linalg.solve_triangular(Lw, -self.X.T @ r, lower=True, check_finite=False)
+            dbeta = scipy.linalg.solve_triangular(Lw.T, zb, lower=False, check_finite=False)
+            return F, F.solve_upper(z1), dbeta, float(z1 @ z1 + zb @ zb), None
         z2 = scipy.linalg.solve_triangular(LX, -self.X.T @ r - C.T @ z1, lower=True,
                                            check_finite=False)
         dbeta = scipy.linalg.solve_triangular(LX.T, z2, lower=False, check_finite=False)
         du = F.solve_upper(z1 - C @ dbeta)
         return F, du, dbeta, float(z1 @ z1 + z2 @ z2), LX
+
+    def _line_search(self, U, u: np.ndarray, beta: np.ndarray, eta: np.ndarray,
+                     du: np.ndarray, dbeta: np.ndarray, pdev: float, dec: float,
+                     lenient: bool):
+        """(u, β, η, penalised deviance) after the step (du, dβ), or None if none is found.
+
+        The step is first shortened so that no η moves by more than MAX_DETA
+        (where the working weights underflow, under separation or at |η| ≈ 50,
+        the Newton step is huge), then halved until the penalised deviance is
+        finite and not larger (``lenient``: or finite, near the mode, where
+        rounding dominates).  A full step that lowers the deviance by more than
+        the quadratic model's ``dec`` (1.1 dec, far from the mode) is doubled
+        while that keeps lowering it: from far above, Newton's method for
+        exp(η) only moves η by about 1 per step.
+        """
+        def trial(t: float):
+            u_new, b_new = u + t * du, beta + t * dbeta
+            eta_new = self.X @ b_new + self._re_eta(U, u_new)
+            return u_new, b_new, eta_new, self._devsum(eta_new) + u_new @ u_new
+
+        best = trial(1.0)
+        deta = float(np.abs(best[2] - eta).max())
+        if deta <= MAX_DETA:
+            t = 1.0
+        else:  # also for a non-finite trial η
+            t = MAX_DETA / deta if np.isfinite(deta) else 0.5
+        for _ in range(MAX_HALVINGS):
+            best = best if t == 1.0 else trial(t)
+            if np.isfinite(best[3]) and (best[3] <= pdev or lenient):
+                break
+            t *= 0.5
+        else:
+            return None
+        if t == 1.0 and dec > 1.0 and pdev - best[3] > 1.1 * dec:
+            while 2.0 * t * deta <= MAX_DETA:
+                more = trial(2.0 * t)
+                if not (np.isfinite(more[3]) and more[3] < best[3]):
+                    break
+                best, t = more, 2.0 * t
+        return best
 
     def mode(self, theta: np.ndarray, beta: np.ndarray, u0: np.ndarray | None = None,
              joint: bool = False) -> Mode:
@@ -268,31 +362,62 @@ class GlmmProblem:
         prev, converged = np.inf, False
         for _ in range(MAX_ITER):
             F, du, dbeta, dec, LX = self._newton(U, eta, u, joint)
-            if dec < DEC_TOL or (dec < 1e-12 and dec > 0.25 * prev):
+            block = joint and LX is None  # a block step: not a Newton decrement
+            if not block and (dec < DEC_TOL or (dec < 1e-12 and dec > 0.25 * prev)):
                 converged = True
                 break
-            prev = dec
-            accepted = False
-            for t in 0.5 ** np.arange(MAX_HALVINGS):
-                u_new, b_new = u + t * du, beta + t * dbeta
-                eta_new = self.X @ b_new + self._re_eta(U, u_new)
-                pdev_new = self._devsum(eta_new) + u_new @ u_new
-                if pdev_new <= pdev or (dec < 1e-8 and np.isfinite(pdev_new)):
-                    accepted = True
-                    break
-            if not accepted:
+            prev = np.inf if block else dec
+            step = self._line_search(U, u, beta, eta, du, dbeta, pdev, dec,
+                                     lenient=not block and dec < 1e-8)
+            if step is None:
                 break
-            u, beta, eta, pdev = u_new, b_new, eta_new, pdev_new
+            u, beta, eta, pdev = step
         else:  # iterations exhausted: factor at the last iterate
             F, *_, LX = self._newton(U, eta, u, joint)
         if np.isfinite(pdev):
             self.u_last = u
         return Mode(np.asarray(theta, float), beta, u, eta, F, self._devsum(eta), LX, converged)
 
+    def mode_at_optimum(self, theta: np.ndarray, beta: np.ndarray,
+                        u0: np.ndarray | None = None, joint: bool = False) -> Mode:
+        """:meth:`mode` where a failure is the user's error, not an infinite criterion.
+
+        Raises
+        ------
+        FactorError
+            If the penalised IRLS system cannot be factored at (θ, β).
+        """
+        try:
+            mode = self.mode(theta, beta, u0, joint=joint)
+        except np.linalg.LinAlgError as exc:
+            raise FactorError(
+                f"the penalised IRLS cannot factor its system at theta = {np.round(theta, 6)}, "
+                f"fixef = {np.round(beta, 6)} ({exc}); the data may not support the random "
+                "effects or the fixed effects (separation, extreme covariates)") from None
+        if not np.isfinite(mode.devsum):
+            raise FactorError(f"the deviance is not finite at theta = {np.round(theta, 6)}, "
+                              f"fixef = {np.round(beta, 6)}")
+        return mode
+
     def joint_factor(self, mode: Mode) -> np.ndarray:
-        """L_X of the joint (u, β) system at a mode, without moving it."""
+        """L_X of the joint (u, β) system at a mode, without moving it.
+
+        Raises
+        ------
+        FactorError
+            If X'WX − C'C is not finite or not positive definite there.
+        """
         U = self.re_matrix(mode.theta)
-        return self._newton(U, mode.eta, mode.u, joint=True)[4]
+        try:
+            LX = self._newton(U, mode.eta, mode.u, joint=True)[4]
+        except np.linalg.LinAlgError as exc:
+            raise FactorError(f"the penalised IRLS system cannot be factored at the mode "
+                              f"({exc})") from None
+        if LX is None:
+            raise FactorError("the fixed-effects block X'WX - C'C of the penalised IRLS is not "
+                              "positive definite at the mode (weights too large or too small "
+                              "for double precision)")
+        return LX
 
     # -- approximate deviances -------------------------------------------------
     def laplace(self, mode: Mode) -> float:
@@ -341,21 +466,16 @@ class GlmmProblem:
         val = self.laplace(mode)
         return (val, mode) if np.isfinite(val) else (np.inf, None)
 
-    def glm_start(self, maxit: int = 50) -> np.ndarray:
-        """β of the GLM without random effects, by IRLS from the family's starting means."""
-        fam, X, y, wt = self.family, self.X, self.y, self.wt
-        mu = fam.mustart(y, wt)
-        eta = fam.linkfun(mu)
-        beta, old = np.zeros(self.p), np.inf
-        for _ in range(maxit):
-            v = fam.variance(mu)
-            sw = np.sqrt(wt * v)
-            zwork = eta + (y - mu) / v
-            beta = np.linalg.lstsq(sw[:, None] * X, sw * zwork, rcond=None)[0]
-            eta = X @ beta
-            mu = fam.linkinv(eta)
-            dev = self._devsum(eta)
-            if abs(old - dev) < 1e-10 * (abs(dev) + 0.1):
-                break
-            old = dev
+    def glm_start(self, maxit: int = GLM_MAXIT) -> np.ndarray:
+        """β of the GLM without random effects (:func:`~lmmlib.glmm_family.glm_irls`).
+
+        Raises
+        ------
+        FactorError
+            If not even the first weighted least-squares fit is finite.
+        """
+        beta = glm_irls(self.X, self.y, self.wt, self.family, maxit)
+        if beta is None:
+            raise FactorError("the GLM without random effects (the starting values) cannot be "
+                              "fitted: its first weighted least-squares step is not finite")
         return beta
