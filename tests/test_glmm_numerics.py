@@ -318,7 +318,7 @@ def test_start_with_a_huge_linear_predictor_reaches_the_ordinary_fit(capfd, fami
 def test_far_out_observations_leave_the_binomial_fit_unchanged(capfd):
     # 20 observations at |x| = 30..60 on the side of their response: fitted
     # probabilities within 1e-20 of 0 or 1 (mu(1 - mu) underflows below eps), less
-    # than 1e-14 of deviance; lmmlib 0.x raised numpy's "SVD did not converge"
+    # than 1e-14 of deviance; glmer used to raise numpy's "SVD did not converge" here
     base = slope_data(8, slope=1.5, intercept=0.3)
     far = np.linspace(30, 60, 10)
     data = with_far_rows(base, np.r_[far, -far], np.r_[np.ones(10), np.zeros(10)])
