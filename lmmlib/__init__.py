@@ -30,7 +30,8 @@ from .errors import (
 )
 from .fit import lmer
 from .glmm import glmer
-from .glmm_family import FamilyError
+from .glmm_family import FamilyError, SeparationWarning
+from .glmm_laplace import FactorError
 from .glmm_model import GeneralizedLinearMixedModel
 from .gls import blup, gls, marginal_covariance
 from .hessian import varpar_se
@@ -62,6 +63,7 @@ __all__ = [
     "DataError",
     "DataWarning",
     "DatasetError",
+    "FactorError",
     "FamilyError",
     "FormulaError",
     "GeneralizedLinearMixedModel",
@@ -72,6 +74,7 @@ __all__ = [
     "BootstrapLRT",
     "BootstrapResult",
     "RLRTResult",
+    "SeparationWarning",
     "SingularFitWarning",
     "aic_table",
     "anova",

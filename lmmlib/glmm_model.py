@@ -98,9 +98,11 @@ class GeneralizedLinearMixedModel(RandomEffectsMixin, InformationCriteria):
         nth, names = self.theta.size, list(self.design.xnames)
         V = self._cov_full[nth:, nth:]
         if not np.all(np.isfinite(V)):
-            warnings.warn("the finite-difference Hessian is not positive definite; vcov "
-                          "falls back to the penalised IRLS approximation (theta fixed)",
-                          ConvergenceWarning, stacklevel=2)
+            why = ("the fit is separated (some estimates diverge), so the Hessian is not "
+                   "used" if getattr(self.fit, "separation", None) is not None else
+                   "the finite-difference Hessian is not positive definite")
+            warnings.warn(f"{why}; vcov falls back to the penalised IRLS approximation "
+                          "(theta fixed)", ConvergenceWarning, stacklevel=2)
             return self.vcov_pirls()
         return pd.DataFrame(V, index=names, columns=names)
 
