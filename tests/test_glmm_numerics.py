@@ -159,7 +159,7 @@ def test_vcov_of_a_separated_fit_says_why_it_falls_back():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SeparationWarning)
         m = glmer("y ~ trt + (1 | g)", level_data(), "binomial")
-    with pytest.warns(ConvergenceWarning, match="the fit is separated .* PIRLS approximation"):
+    with pytest.warns(ConvergenceWarning, match=r"the fit is separated .* penalised IRLS"):
         se = m.se
     assert np.isfinite(se).all()
 
