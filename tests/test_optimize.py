@@ -12,6 +12,8 @@ from lmmlib.optimize import finite_gradient, minimize_theta
 def test_interior_minimum():
     f = lambda x: (x[0] - 2.0) ** 2 + 3 * (x[1] + 1.0) ** 2 + 5.0  # noqa: E731
     opt = minimize_theta(f, np.array([1.0, 0.0]), np.array([0.0, -np.inf]))
+    # BOBYQA stops within ~1e-10 (ftol_abs) of the minimum value; the curvature (2 and
+    # 6) turns that into sqrt(2·1e-10/2) = 1e-5 in x at most
     np.testing.assert_allclose(opt.theta, [2.0, -1.0], atol=1e-5)
     assert opt.fval == pytest.approx(5.0) and opt.converged and opt.boundary == ()
 
@@ -19,6 +21,7 @@ def test_interior_minimum():
 def test_boundary_minimum_is_reported():
     f = lambda x: (x[0] + 1.0) ** 2  # noqa: E731  minimum outside the bound x >= 0
     opt = minimize_theta(f, np.array([1.0]), np.array([0.0]))
+    # at the bound f rises linearly (slope 2): a gap of 1e-10 allows 5e-11 in x
     assert opt.theta[0] == pytest.approx(0.0, abs=1e-8)
     assert opt.boundary == (0,)
 
@@ -32,5 +35,7 @@ def test_non_convergence_warns():
 
 def test_finite_gradient_of_a_quadratic():
     g, h = finite_gradient(lambda x: float(x @ x), np.array([1.0, -2.0]), np.full(2, -np.inf))
+    # central differences are exact for a quadratic up to rounding: ε·f/h ≈ 1e-12 in the
+    # gradient, ε·f/h² ≈ 1e-8 in the second derivative (step h = 1e-4·max(1, |x|))
     np.testing.assert_allclose(g, [2.0, -4.0], rtol=1e-6)
     np.testing.assert_allclose(h, [2.0, 2.0], rtol=1e-4)
