@@ -162,7 +162,8 @@ def optimum_spread(name: str, what: str, index: int = 0) -> float:
     of quantity ``what`` of the lme4 fixture model ``name``: its curvature bound.
 
     ``what`` is a key of :func:`profiled_at` ("beta", "se", "sigma", "fitted"), or
-    "vcov"/"sdcor" (rows of varcorr), or "theta".
+    "vcov"/"sdcor" (rows of varcorr), "condval"/"condsd" (rows of the ranef table), or
+    "theta".
     """
     m = fitted(name)
 
@@ -170,6 +171,8 @@ def optimum_spread(name: str, what: str, index: int = 0) -> float:
         fit = profiled_at(m, theta)
         if what in ("vcov", "sdcor"):
             return fit["varcorr"][what].to_numpy()
+        if what in ("condval", "condsd"):
+            return fit["ranef"][what].to_numpy()
         if what == "theta":
             return np.asarray(theta, dtype=float)
         return np.atleast_1d(fit[what])
