@@ -76,7 +76,7 @@ def test_vectorised_path_equals_refit_loop(mmod, group):
     # same simulated responses and draws; batch_refit finds the exact optimum, each
     # refit() one within OPT_GAP of it, so every simulated prediction (β̂ plus a BLUP)
     # moves by at most SAME_OPTIMUM_SE of its standard error (< σ), and so do the
-    # quantiles (seen 1e-12; one pulp refit stops 3e-5 short in θ on the Sandybridge
+    # quantiles (seen 6e-9; one pulp refit stops 3e-5 short in θ on the Sandybridge
     # kernel, which moves operator a's BLUP by ~3e-6)
     tol = SAME_OPTIMUM_SE * mmod.sigma
     np.testing.assert_allclose(fast.to_numpy(), loop.to_numpy(), atol=tol)
