@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 import scipy.optimize
 import scipy.stats
-from conftest import fitted, fixture_data, lme4_fixture, reference
+from conftest import OPT_GAP, fitted, fixture_data, lme4_fixture, reference
 
 import lmmlib
 from lmmlib.pls import z_matrix
@@ -80,7 +80,10 @@ def mc_tol(p: float, n: int = NSIM, n_ref: int = 100_000) -> float:
 # -- observed statistic and eigenvalues ------------------------------------------
 @pytest.mark.parametrize("name", SIMULATED)
 def test_statistic_matches_rlrsim(name):
-    # RLRsim exactRLRT()$statistic; lme4 and lmmlib optima agree to ~1e-9 relative
+    # RLRsim exactRLRT()$statistic: a difference of two REML criteria, the null one a
+    # closed form, the other lmmlib's optimum (within OPT_GAP) or lme4's default fit
+    # (≤ 1.5e-9 above its minimum for these models); 1e-6 relative is ≥ 3e-6 absolute
+    # (seen ≤ 1e-9 relative)
     assert result(name).statistic == pytest.approx(rlrsim(name)["statistic"], rel=1e-6)
 
 
@@ -90,8 +93,11 @@ def test_null_model_reml_criterion(name):
     fx = rlrsim(name)
     m = model_of(name)
     h0 = _lm_reml_criterion(m.design.X, m.design.y)
+    # closed form (lm's REML criterion) against R's sum of two numbers: rounding of R's
+    # REML criterion and statistic (and of lme4's optimum, ≤ 1.5e-9 absolute)
     assert h0 == pytest.approx(fx["reml_criterion"] + fx["statistic"], rel=1e-10)
-    assert m.pls.objective(np.zeros(1), reml=True) == pytest.approx(h0, rel=1e-12)
+    # the same criterion at θ = 0 by the PLS engine: rounding only
+    assert m.pls.objective(np.zeros(1), reml=True) == pytest.approx(h0, rel=1e-10)
 
 
 @pytest.mark.parametrize("name", SIMULATED)
@@ -100,6 +106,8 @@ def test_eigenvalues_match_rlrsim(name):
     m = model_of(name)
     mu = rlrt_eigenvalues(m.design.X, z_matrix(m.design.blocks[0]))
     ref = np.array(rlrsim(name)["mu_raw"])
+    # closed form (singular values of a fixed matrix) in R and here: rounding relative
+    # to the largest, ~1e-15 (the zero eigenvalues come out as rounding noise)
     np.testing.assert_allclose(mu, ref, rtol=0, atol=1e-10 * ref.max())
 
 
@@ -107,12 +115,13 @@ def test_balanced_one_way_eigenvalues_closed_form():
     # K groups of size m, intercept only: Z'P0Z = m(I - J/K), eigenvalues m (K-1 times) and 0
     m = fitted("pulp_reml")  # 4 operators x 5 sheets
     mu = rlrt_eigenvalues(m.design.X, z_matrix(m.design.blocks[0]))
-    np.testing.assert_allclose(mu, [5, 5, 5, 0], atol=1e-12)
-    np.testing.assert_allclose(result("pulp").eigenvalues, [1, 1, 1], atol=1e-12)
+    # closed forms, rounding of an SVD of O(1) entries only (~1e-15)
+    np.testing.assert_allclose(mu, [5, 5, 5, 0], atol=1e-10)
+    np.testing.assert_allclose(result("pulp").eigenvalues, [1, 1, 1], atol=1e-10)
     K, size = 7, 3
     Z = np.kron(np.eye(K), np.ones((size, 1)))
     mu = rlrt_eigenvalues(np.ones((K * size, 1)), Z)
-    np.testing.assert_allclose(mu, [size] * (K - 1) + [0], atol=1e-12)
+    np.testing.assert_allclose(mu, [size] * (K - 1) + [0], atol=1e-10)
 
 
 # -- null distribution against RLRsim --------------------------------------------
@@ -174,7 +183,10 @@ def test_pulp_null_distribution_closed_form():
 def test_pulp_p_value_equals_anova_f_test():
     res = exact_rlrt(fitted("pulp_reml"), 100_000, SEED)
     F = scipy.optimize.brentq(lambda f: _g(f) - res.statistic, 1.0, 100.0)
-    assert F == pytest.approx(4.203921568627, rel=1e-9)  # ANOVA F of pulp (course notes 002)
+    # ANOVA F of pulp (course notes 002; the closed form 0.44667/0.10625 to 12 decimals):
+    # the statistic carries lmmlib's optimiser gap (OPT_GAP) and g'(F) = 1.28 > 1 there,
+    # so F is within OPT_GAP of it (seen 5e-13); a wrong criterion misses by O(0.1)
+    assert F == pytest.approx(4.203921568627, abs=OPT_GAP + 1e-12)
     p = scipy.stats.f.sf(F, A, B)
     assert abs(res.p_value - p) <= N_SE * np.sqrt(p * (1 - p) / 100_000)
 
@@ -201,6 +213,7 @@ def test_ten_thousand_draws_and_reproducible():
 def test_ml_fit_warns_and_uses_restricted_likelihood():
     with pytest.warns(lmmlib.LmmlibWarning, match="fitted by ML"):
         res = exact_rlrt(fitted("pulp_ml"), 100, SEED)
+    # as test_statistic_matches_rlrsim (the REML refit of an ML fit)
     assert res.statistic == pytest.approx(rlrsim("pulp_ml")["statistic"], rel=1e-6)
 
 
