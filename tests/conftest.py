@@ -41,6 +41,11 @@ from lmmlib.varcomp import varcorr_frame
 
 FIXTURES = Path(__file__).parent / "reference" / "fixtures"
 
+if "LMMLIB_DATA_MIRROR" not in os.environ:
+    shared = Path(__file__).resolve().parents[2] / "shared" / "data"
+    if shared.is_dir():
+        os.environ["LMMLIB_DATA_MIRROR"] = str(shared)
+
 # -- tolerances shared by the test files ------------------------------------------
 
 # How far above its minimum an lmmlib optimum can stop.  BOBYQA stops on ftol_abs =
