@@ -3,6 +3,10 @@
 Targets: the ML fit of lmmlib.lmer (itself checked against lme4 elsewhere), the
 closed-form marginal likelihood and Fisher information of the one-way model,
 brute-force posteriors on a tiny data set, and coda's gelman.diag.
+
+Tolerances: closed forms and deterministic diagnostics to rounding; MCMC
+summaries within a few Monte Carlo standard errors (stated at each assertion);
+quantities at lmmlib's ML optimum with its spread (tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -73,6 +77,7 @@ def _coda_array(C: int, T: int, P: int) -> np.ndarray:
 
 def test_rhat_matches_coda():
     x = _coda_array(3, 50, 3)
+    # deterministic arrays, coda's numbers printed to 15 digits: rounding only
     assert psrf(x) == pytest.approx([1.01873581100749, 1.07419410597661, 1.17328691938734],
                                     rel=1e-10)
     assert mpsrf(x) == pytest.approx(1.15371297514007, rel=1e-10)
@@ -84,6 +89,8 @@ def test_dclone_diagnostics_on_exact_normal_draws():
     rng = np.random.default_rng(5)
     S = np.array([[4.0, 1.0, 0.0], [1.0, 2.0, 0.5], [0.0, 0.5, 1.0]])
     x = rng.multivariate_normal(np.zeros(3), S, size=(3, 4000))
+    # the top eigenvalue of a sample covariance of 12000 draws: relative Monte Carlo SE
+    # sqrt(2/12000) = 1.3 %, so 5 % is 3.9 SE
     assert lambda_max(x) == pytest.approx(np.linalg.eigvalsh(S)[-1], rel=0.05)
     ms, r2 = chisq_diag(x)
     assert r2 < 0.002 and ms < 0.05
@@ -113,6 +120,7 @@ def _log_joint(mu, alpha, s2, t2, K):
 
 
 def _is_constant(values):
+    """Equal up to the rounding of sums of log-densities (1e-9 relative is ~1e5 ulps)."""
     v = np.asarray(values)
     return np.ptp(v - v[0]) < 1e-9 * max(1.0, np.abs(v).max())
 
@@ -186,7 +194,10 @@ def test_sampler_reproduces_brute_force_cloned_posterior():
     fit = clone_fit(TINY, K=2, n_chains=4, n_iter=6000, burn=500, rng=11, response="y",
                     group="g", priors=PRI)
     mcse = _batch_mcse(fit.draws)
+    # posterior means within 4 Monte Carlo SEs, plus the grid quadrature's error (121
+    # points per axis: ~0.005 posterior SD)
     assert np.all(np.abs(fit.mean.to_numpy() - means) < 4 * mcse + 0.005 * sds)
+    # posterior SDs from ~2000+ effective draws: relative SE ~1.6 %, 5 % is 3 SE
     assert np.sqrt(np.diag(fit.cov)) == pytest.approx(sds, rel=0.05)
 
 
@@ -196,16 +207,22 @@ def test_closed_form_loglik_and_information_match_lmer():
     d = oneway(2)
     m = lmmlib.lmer("y ~ 1 + (1 | id)", d, reml=False)
     est = ml2()["estimate"]
+    # the closed-form likelihood at lmer's own estimates against lmer's: the same number
+    # computed two ways (rounding of a logLik of ~70)
     assert oneway_loglik(est, d) == pytest.approx(m.loglik, abs=1e-8)
-    # ML: SE(μ̂) = I_μμ^{-1/2}, lmer's vcov of the intercept
+    # ML: SE(μ̂) = I_μμ^{-1/2}, lmer's vcov of the intercept (μ is orthogonal to the
+    # variances, so the conditional SE is the same closed form; seen 1.3e-7)
     assert ml2().loc["mu", "se"] == pytest.approx(m.se.iloc[0], rel=1e-4)
-    # balanced one-way = full exponential family: observed information = expected at the MLE
+    # balanced one-way = full exponential family: observed information = expected at the
+    # MLE, exactly; at lmer's optimum (within OPT_GAP of the MLE, tests/conftest.py) they
+    # differ at first order in its spread, ~1e-4 relative for these 100 groups
     obs, exp_ = (oneway_information(est, d, kind).to_numpy() for kind in ("observed", "expected"))
     assert obs == pytest.approx(exp_, rel=1e-4, abs=1e-6 * np.abs(exp_).max())
 
 
 def test_m1_likelihood_depends_on_sigma2_plus_tau2_only():
     d = oneway(1)
+    # closed form: σ² + τ² = 0.3 in both; rounding only
     assert oneway_loglik([2.5, 0.05, 0.25], d) == pytest.approx(oneway_loglik([2.5, 0.2, 0.1], d),
                                                                 abs=1e-10)
     info = oneway_information([2.5, 0.04, 0.25], d).to_numpy()
@@ -229,7 +246,9 @@ def test_dc_estimates_tend_to_ml():
 
 def test_k_times_posterior_covariance_is_inverse_fisher_information():
     f20 = fits(2)[-1]
-    # relative MC error of a variance from ~2000 effective draws: sqrt(2/2000) ≈ 3 %
+    # relative MC error of a variance from ~2000 effective draws: sqrt(2/2000) ≈ 3 %, so
+    # 15 % is 5 SE (half that for an SD: 8 % is 5 SE); the O(1/K) posterior-vs-Fisher
+    # difference at K = 20 is a few % more
     assert np.diag(dc_vcov(f20)) == pytest.approx(ml2()["se"].to_numpy() ** 2, rel=0.15)
     assert dc_se(f20).to_numpy() == pytest.approx(ml2()["se"].to_numpy(), rel=0.08)
 
@@ -262,6 +281,8 @@ def test_dcdiag_flags_nonidentifiability_m1():
     assert ratio.between(0.75, 1.33).all() and (ident["r.hat"] < 1.05).all()
     # and it estimates the variance of the single observations (sample variance, ML divisor)
     y = oneway(1)["y"]
+    # the posterior mean of σ² + τ² at K = 20 clones: MC error ~0.5 % (ESS ≳ 1000 of a
+    # posterior with relative SD 0.14/sqrt(20)) plus the O(1/K) prior pull; 2 %
     assert dc_mle(fs[-1].monitor("sum"))["sum"] == pytest.approx(y.var(ddof=0), rel=0.02)
 
 
@@ -317,7 +338,7 @@ def test_reproducible_and_shapes():
     assert frame.columns.tolist() == ["chain", "iteration", "mu", "sigma2", "tau2"]
     assert frame["iteration"].iloc[:2].tolist() == [15, 20]
     s = a.monitor("sum", "icc")
-    assert s.draws[..., 0] == pytest.approx(a.draws[..., 1] + a.draws[..., 2])
+    assert s.draws[..., 0] == pytest.approx(a.draws[..., 1] + a.draws[..., 2])  # identity
 
 
 def test_errors_name_the_problem():
