@@ -28,14 +28,8 @@ import pandas as pd
 import scipy.stats
 
 from .checks import as_bool, as_float, as_instance, describe
-from .design import Design
 from .errors import ArgumentError, DataError, LmmlibWarning
-from .glmm_model import GeneralizedLinearMixedModel
-from .lm import LinearModel
-from .model import LinearMixedModel
-from .optimize import minimize_theta
-from .pls import PLS
-from .threads import blas_threads
+from .kinds import FittedModel, LinearFit, LinearMixedFit
 
 __all__ = [
     "AnovaTable",
@@ -47,16 +41,15 @@ __all__ = [
     "check_nested",
     "chisq_mixture_pvalue",
     "drop_level_screen",
-    "fit_design",
     "ml_fit",
 ]
 
 COLUMNS = ["npar", "AIC", "BIC", "logLik", "deviance", "Chisq", "Df", "Pr(>Chisq)"]
 REFIT_NOTE = "refitting model(s) with ML (instead of REML)"
 #: What anova and aic_table compare, and what they say when given something else.
-FITS = (LinearModel, LinearMixedModel, GeneralizedLinearMixedModel)
+FITS = FittedModel
 FIT_KINDS = "a fitted model (lmmlib.lm, lmmlib.lmer or lmmlib.glmer)"
-_LMFITS = (LinearModel, LinearMixedModel)
+_LMFITS = (LinearFit, LinearMixedFit)
 _LMKINDS = "a fit of lmmlib.lm or lmmlib.lmer"
 
 
@@ -106,39 +99,6 @@ class AnovaTable(pd.DataFrame):
         return f"<p>Models:<br>{head}</p>{table}{notes}"
 
 
-def fit_design(design: Design, reml: bool, start: np.ndarray | None = None) -> LinearMixedModel:
-    """Fit a mixed model to a ready-made design (e.g. one with columns of X removed).
-
-    Parameters
-    ----------
-    design : Design
-        As built by :func:`lmmlib.design.build_design`, possibly modified with
-        ``dataclasses.replace(design, X=..., xnames=...)``.
-    reml : bool
-        REML or ML (a real boolean).
-    start : ndarray, optional
-        Starting θ (a warm start such as another fit's θ̂), checked as lmer's
-        ``start``; bounded components are moved off zero so that the
-        optimiser can move them.
-
-    Returns
-    -------
-    LinearMixedModel
-        Accessors that rebuild X from the formula (``predict(newdata)``) follow
-        the original formula, not the modified X.
-    """
-    from .fit import start_theta
-
-    reml = as_bool(reml, "reml")
-    lower = design.lower()
-    theta0 = design.theta0() if start is None else np.maximum(
-        start_theta(design, start), np.where(np.isfinite(lower), 1e-2, -np.inf))
-    with blas_threads(1):
-        pls = PLS(design)
-        opt = minimize_theta(lambda th: pls.objective(th, reml), theta0, lower)
-        return LinearMixedModel(design, pls, opt, reml)
-
-
 def ml_fit(model: Any) -> Any:
     """The maximum-likelihood version of a fit (warm-started at its θ̂).
 
@@ -147,7 +107,7 @@ def ml_fit(model: Any) -> Any:
     as_instance(model, "model", FITS, FIT_KINDS)
     if not model.reml:
         return model
-    return fit_design(model.design, reml=False, start=model.theta)
+    return model.refit_ml()
 
 
 def as_ml(model: Any, role: str) -> Any:
@@ -424,9 +384,7 @@ def _fit_without(model: Any, j: int) -> Any:
     keep = np.arange(design.X.shape[1]) != j
     reduced = replace(design, X=design.X[:, keep],
                       xnames=tuple(n for n, k in zip(design.xnames, keep, strict=True) if k))
-    if isinstance(model, LinearModel):
-        return LinearModel(reduced)
-    return fit_design(reduced, reml=False, start=model.theta)
+    return model.with_design(reduced, reml=False, start=getattr(model, "theta", None))
 
 
 def drop_level_screen(model: Any, factor: str) -> pd.DataFrame:

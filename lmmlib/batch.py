@@ -17,8 +17,7 @@ import numpy as np
 
 from .checks import as_float, as_instance, describe
 from .errors import ArgumentError, LmmlibError
-from .lm import LinearModel
-from .model import LinearMixedModel
+from .kinds import LinearFit, LinearMixedFit
 from .pls import LOG2PI, z_matrix
 
 __all__ = ["BatchFit", "batch_refit", "lm_deviances", "refit_deviances", "supports_batch",
@@ -40,7 +39,7 @@ class BatchFit:
 
 def supports_batch(model) -> bool:
     """Whether ``model`` is an ``lmer`` fit with a single scalar random-effects term."""
-    if not isinstance(model, LinearMixedModel):
+    if not isinstance(model, LinearMixedFit):
         return False
     blocks = model.design.blocks
     return len(blocks) == 1 and blocks[0].q == 1
@@ -134,7 +133,7 @@ def batch_refit(model, Y: np.ndarray, tol: float = 1e-10) -> BatchFit:
     LmmlibError
         If the model has more than a single scalar random effect.
     """
-    as_instance(model, "model", LinearMixedModel, "a mixed model fitted by lmmlib.lmer")
+    as_instance(model, "model", LinearMixedFit, "a mixed model fitted by lmmlib.lmer")
     if not supports_batch(model):
         raise LmmlibError("batch_refit needs a model with a single scalar random effect")
     tol = as_float(tol, "tol", positive=True)
@@ -160,7 +159,7 @@ def batch_refit(model, Y: np.ndarray, tol: float = 1e-10) -> BatchFit:
     return BatchFit(theta, crit, beta + problem.offset.T, np.sqrt(r2 / nu))
 
 
-def lm_deviances(model: LinearModel, Y: np.ndarray) -> np.ndarray:
+def lm_deviances(model: LinearFit, Y: np.ndarray) -> np.ndarray:
     """ML deviance of ``model``'s design refitted to each row of ``Y`` (closed form)."""
     Q = np.linalg.qr(model.design.X)[0]
     R = Y - (Y @ Q) @ Q.T
@@ -170,12 +169,12 @@ def lm_deviances(model: LinearModel, Y: np.ndarray) -> np.ndarray:
 
 def vectorised(model) -> bool:
     """Whether all refits of ``model`` can be done at once (``lm``, or :func:`supports_batch`)."""
-    return isinstance(model, LinearModel) or supports_batch(model)
+    return isinstance(model, LinearFit) or supports_batch(model)
 
 
 def refit_deviances(model, Y: np.ndarray, batch: bool) -> np.ndarray:
     """ML deviances of ``model`` (an ML fit) refitted to each row of ``Y``."""
-    if isinstance(model, LinearModel):
+    if isinstance(model, LinearFit):
         return lm_deviances(model, Y)
     if batch and supports_batch(model):
         return batch_refit(model, Y).objective

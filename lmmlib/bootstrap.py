@@ -24,7 +24,7 @@ import sys
 import types
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -49,8 +49,7 @@ from .checks import (
     describe,
 )
 from .errors import ArgumentError, LmmlibError, LmmlibWarning
-from .lm import LinearModel
-from .model import LinearMixedModel
+from .kinds import LinearFit, LinearMixedFit
 from .threads import blas_threads
 
 __all__ = ["CHUNK", "BootstrapLRT", "BootstrapResult", "bootstrap", "bootstrap_lrt",
@@ -107,7 +106,7 @@ def chunk_streams(n: int, seed: int) -> list[tuple[int, np.random.SeedSequence]]
 
 #: ``n`` as an int if it is a valid number of replicates (see :func:`lmmlib.checks.as_replicates`).
 check_replicates = as_replicates
-_FITS = (LinearMixedModel, LinearModel)
+_FITS = (LinearMixedFit, LinearFit)
 
 
 def check_fit(model: Any, name: str = "model") -> Any:
@@ -120,20 +119,17 @@ def check_fit(model: Any, name: str = "model") -> Any:
 def simulate_fit(model, size: int, rng: np.random.Generator, use_u: bool = False) -> np.ndarray:
     """``size`` responses simulated from a fitted ``lmer`` or ``lm`` model, shape (size, n).
 
-    For a :class:`~lmmlib.lm.LinearModel` the draws are Xβ̂ + σ̂ε with σ̂ the
-    residual standard error √(RSS/(n − p)), as R's ``simulate.lm``.
+    For an ``lm`` fit the draws are Xβ̂ + σ̂ε with σ̂ the residual standard error
+    √(RSS/(n − p)), as R's ``simulate.lm``.
     """
     use_u = as_bool(use_u, "use_u")
-    if isinstance(model, LinearModel):
-        mean = model.design.X @ model.fixef.to_numpy()
-        return mean + model.sigma * rng.standard_normal((size, model.nobs))
+    if isinstance(model, LinearFit):
+        return model.simulate(size, rng)
     return model.simulate(size, rng, use_u=use_u)
 
 
 def refit_fit(model, y: np.ndarray):
     """``model`` refitted to the response ``y`` (``lm`` fits included)."""
-    if isinstance(model, LinearModel):
-        return LinearModel(replace(model.design, y=np.asarray(y, dtype=float)))
     return model.refit(y)
 
 

@@ -41,7 +41,7 @@ from .checks import (
     describe,
 )
 from .errors import ArgumentError, LmmlibError, LmmlibWarning
-from .model import LinearMixedModel
+from .kinds import LinearMixedFit
 from .simulate import as_generator
 from .varcomp import VarPars
 
@@ -213,7 +213,7 @@ def boot_estimates(model, nsim: int = 500, rng: np.random.Generator | int | None
     ``progress=None`` shows a tqdm bar only when writing to a terminal (so not in
     logs, CI or executed notebooks); pass ``progress=True`` to force it.
     """
-    as_instance(model, "model", LinearMixedModel, _KIND)
+    as_instance(model, "model", LinearMixedFit, _KIND)
     nsim = as_count(nsim, "nsim")
     progress = as_optional_bool(progress, "progress")
     vp = VarPars.of(model.design.reterms)
@@ -290,7 +290,7 @@ def confint(model, method: str = "profile", level: float = 0.95,
                       2.5 %      97.5 %
     .sig01        14.381...   37.716...
     """
-    as_instance(model, "model", LinearMixedModel, _KIND)
+    as_instance(model, "model", LinearMixedFit, _KIND)
     method = as_choice(method, "method", METHODS)
     level = as_level(level)
     nsim = as_count(nsim, "nsim")

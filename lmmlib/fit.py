@@ -3,41 +3,18 @@
 from __future__ import annotations
 
 import warnings
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
-from .checks import as_bool, as_float, as_instance, as_start
+from .checks import as_bool, as_float, as_instance
 from .design import Design, build_design
-from .errors import ConvergenceWarning, DataError, SingularFitWarning
+from .errors import SingularFitWarning
+from .fitting import fit_theta, start_theta, theta_labels, warm_start
 from .model import LinearMixedModel
-from .optimize import minimize_theta
 from .pls import PLS
-from .threads import blas_threads
 
-__all__ = ["lmer", "refit", "start_theta", "theta_labels"]
-
-
-def theta_labels(design: Design) -> list[str]:
-    """lme4's names of the elements of θ: ``"g.(Intercept)"``, ``"g.x.(Intercept)"``...
-
-    A diagonal element of a term's Λ is named ``group.column``, an element
-    below the diagonal ``group.row.column``, in θ's (column-major) order.
-    """
-    out = []
-    for term in design.reterms:
-        q, cols = term.q, term.colnames
-        for j in range(q):
-            for i in range(j, q):
-                out.append(f"{term.group}.{cols[i]}" if i == j
-                           else f"{term.group}.{cols[i]}.{cols[j]}")
-    return out
-
-
-def start_theta(design: Design, start: object, name: str = "start") -> np.ndarray:
-    """A user's starting θ for ``design``, checked (length, finite, bounds) by name."""
-    return as_start(start, design.lower(), theta_labels(design), name)
+__all__ = ["fit_design", "lmer", "refit", "start_theta", "theta_labels"]
 
 
 def lmer(formula: str, data: Any, reml: bool = True, *, start: np.ndarray | None = None,
@@ -88,13 +65,11 @@ def lmer(formula: str, data: Any, reml: bool = True, *, start: np.ndarray | None
     reml = as_bool(reml, "reml")
     ftol_abs = as_float(ftol_abs, "ftol_abs", positive=True)
     xtol_abs = as_float(xtol_abs, "xtol_abs", positive=True)
-    with blas_threads(1):
-        design = build_design(formula, data)
-        theta0 = design.theta0() if start is None else start_theta(design, start)
-        pls = PLS(design)
-        opt = minimize_theta(lambda th: pls.objective(th, reml), theta0, design.lower(),
-                             ftol_abs=ftol_abs, xtol_abs=xtol_abs)
-        model = LinearMixedModel(design, pls, opt, reml)
+    design = build_design(formula, data)
+    theta0 = None if start is None else start_theta(design, start)
+    pls = PLS(design)
+    opt = fit_theta(pls, reml, theta0, ftol_abs=ftol_abs, xtol_abs=xtol_abs)
+    model = LinearMixedModel(design, pls, opt, reml)
     if model.is_singular:
         warnings.warn("boundary (singular) fit: a variance component is estimated as zero "
                       "or a correlation as +-1; see model.varcorr", SingularFitWarning,
@@ -127,16 +102,31 @@ def refit(model: LinearMixedModel, y: np.ndarray) -> LinearMixedModel:
         If ``y`` is not ``model.nobs`` finite numbers.
     """
     as_instance(model, "model", LinearMixedModel, "a mixed model fitted by lmmlib.lmer")
-    try:
-        y = np.asarray(y, dtype=float)
-    except (TypeError, ValueError) as exc:
-        raise DataError(f"new response y must be {model.nobs} numbers: {exc}") from exc
-    if y.shape != (model.nobs,) or not np.all(np.isfinite(y)):
-        raise DataError(f"new response must be {model.nobs} finite values, got shape {y.shape}")
-    design = model.design
-    with blas_threads(1), warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        pls = model.pls.with_response(y)
-        start = np.maximum(model.theta, np.where(np.isfinite(design.lower()), 1e-2, -np.inf))
-        opt = minimize_theta(lambda th: pls.objective(th, model.reml), start, design.lower())
-        return LinearMixedModel(replace(design, y=y), pls, opt, model.reml)
+    return model.refit(y)
+
+
+def fit_design(design: Design, reml: bool, start: np.ndarray | None = None) -> LinearMixedModel:
+    """Fit a mixed model to a ready-made design (e.g. one with columns of X removed).
+
+    Parameters
+    ----------
+    design : Design
+        As built by :func:`lmmlib.design.build_design`, possibly modified with
+        ``dataclasses.replace(design, X=..., xnames=...)``.
+    reml : bool
+        REML or ML (a real boolean).
+    start : ndarray, optional
+        Starting θ (a warm start such as another fit's θ̂), checked as lmer's
+        ``start``; bounded components are moved off zero so that the
+        optimiser can move them.
+
+    Returns
+    -------
+    LinearMixedModel
+        Accessors that rebuild X from the formula (``predict(newdata)``) follow
+        the original formula, not the modified X.
+    """
+    reml = as_bool(reml, "reml")
+    pls = PLS(design)
+    opt = fit_theta(pls, reml, None if start is None else warm_start(design, start))
+    return LinearMixedModel(design, pls, opt, reml)

@@ -24,6 +24,7 @@ from .display import (
 )
 from .effects import RandomEffectsMixin
 from .errors import ConvergenceWarning
+from .kinds import GeneralizedMixedFit
 from .pls import PLSSolution
 from .readonly import cached_copy
 from .simulate import as_generator, block_draws
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
 __all__ = ["GeneralizedLinearMixedModel", "GlmmSummary"]
 
 
-class GeneralizedLinearMixedModel(RandomEffectsMixin, InformationCriteria):
+class GeneralizedLinearMixedModel(GeneralizedMixedFit, RandomEffectsMixin, InformationCriteria):
     """A GLMM fitted by :func:`lmmlib.glmer`.
 
     Names follow lme4: ``fixef``, ``se``, ``vcov``, ``theta``, ``varcorr``,

@@ -8,22 +8,27 @@ AIC tables can mix both kinds of fit.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import scipy.linalg
 
+from .checks import as_count
 from .criteria import InformationCriteria
 from .design import Design, build_design, fixed_rows, newdata_frame
 from .errors import DataError
+from .fitting import response_like
+from .kinds import LinearFit
 from .readonly import cached_copy
+from .simulate import as_generator
 from .threads import blas_threads
 
 __all__ = ["LinearModel", "lm"]
 
 
-class LinearModel(InformationCriteria):
+class LinearModel(LinearFit, InformationCriteria):
     """A linear model fitted by least squares (R's ``lm``)."""
 
     reml = False
@@ -111,6 +116,30 @@ class LinearModel(InformationCriteria):
         frame = newdata_frame(self.design, newdata)
         return pd.Series(fixed_rows(self.design, frame) @ self._beta, index=frame.index,
                          name="predicted")
+
+    def refit(self, y: Any) -> LinearModel:
+        """The same least-squares fit to a new response (same rows and X)."""
+        return LinearModel(replace(self.design, y=response_like(y, self.nobs)))
+
+    def refit_ml(self) -> LinearModel:
+        """The fit itself: least squares is the maximum-likelihood fit."""
+        return self
+
+    def with_design(self, design: Design, reml: bool | None = None,
+                    start: Any = None) -> LinearModel:
+        """Least squares on a modified design (``reml`` and ``start`` do not apply)."""
+        return LinearModel(design)
+
+    def simulate(self, n: int = 1, rng: Any = None) -> np.ndarray:
+        """``n`` responses Xβ̂ + σ̂ε, with σ̂ the residual standard error (R's ``simulate.lm``).
+
+        Returns
+        -------
+        ndarray of shape (n, nobs)
+        """
+        n, rng = as_count(n, "n"), as_generator(rng)
+        mean = self.design.X @ self._beta
+        return mean + self.sigma * rng.standard_normal((n, self.nobs))
 
     def summary(self) -> Any:
         """R-style coefficient table."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import cached_property
 from typing import Any
 
@@ -13,6 +14,8 @@ from .criteria import InformationCriteria
 from .design import Design, fixed_rows, newdata_frame
 from .effects import RandomEffectsMixin
 from .errors import DataError
+from .fitting import fit_theta, response_like, warm_start
+from .kinds import LinearMixedFit
 from .optimize import OptSummary
 from .pls import PLS, PLSSolution
 from .readonly import cached_copy
@@ -29,7 +32,7 @@ FREE_SCALE = 1e6
 EXACT_FIT_TOL = 1e-10
 
 
-class LinearMixedModel(RandomEffectsMixin, InformationCriteria):
+class LinearMixedModel(LinearMixedFit, RandomEffectsMixin, InformationCriteria):
     """A linear mixed model fitted by :func:`lmmlib.lmer`.
 
     The object is read-only; refits return new objects.  Names follow lme4:
@@ -201,10 +204,51 @@ class LinearMixedModel(RandomEffectsMixin, InformationCriteria):
                                   n, as_generator(rng), cond)
 
     def refit(self, y: np.ndarray) -> LinearMixedModel:
-        """Fit the same model to a new response (design reused, warm-started at θ̂)."""
-        from .fit import refit
+        """Fit the same model to a new response (design reused, warm-started at θ̂).
 
-        return refit(self, y)
+        The model matrices, grouping structure and the θ-independent
+        cross-products are reused; only those involving y are recomputed.
+
+        Parameters
+        ----------
+        y : array_like
+            New response, same length and order as the model's observations.
+
+        Returns
+        -------
+        LinearMixedModel
+
+        Raises
+        ------
+        DataError
+            If ``y`` is not ``nobs`` finite numbers.
+        """
+        y = response_like(y, self.nobs)
+        pls = self.pls.with_response(y)
+        opt = fit_theta(pls, self.reml, warm_start(self.design, self.theta), quiet=True)
+        return LinearMixedModel(replace(self.design, y=y), pls, opt, self.reml)
+
+    def refit_ml(self) -> LinearMixedModel:
+        """The maximum-likelihood fit of the same model (lme4's ``refitML``), warm-started.
+
+        An ML fit is returned as it is.
+        """
+        if not self.reml:
+            return self
+        return self.with_design(self.design, reml=False, start=self.theta)
+
+    def with_design(self, design: Design, reml: bool | None = None,
+                    start: Any = None) -> LinearMixedModel:
+        """Fit a modified design (e.g. with columns of X removed), warm-started at ``start``.
+
+        Accessors that rebuild X from the formula (``predict(newdata)``) follow
+        the original formula, not the modified X.
+        """
+        reml = self.reml if reml is None else as_bool(reml, "reml")
+        pls = PLS(design)
+        opt = fit_theta(pls, reml, None if start is None else warm_start(design, start),
+                        quiet=True)
+        return LinearMixedModel(design, pls, opt, reml)
 
     # -- inference (implemented in their own modules) ------------------------
     def profile(self, **kwargs: Any) -> pd.DataFrame:

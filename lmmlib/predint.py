@@ -43,7 +43,7 @@ from .checks import as_bool, as_instance, as_level, as_n_jobs, as_optional_bool
 from .design import block_covariates, fixed_rows
 from .errors import DataError, LmmlibError
 from .frame import as_frame
-from .model import LinearMixedModel
+from .kinds import LinearMixedFit
 from .threads import blas_threads
 
 __all__ = ["prediction_interval"]
@@ -60,7 +60,7 @@ class _Target:
     sigma: float  # residual standard deviation of the original fit
 
 
-def _known_codes(model: LinearMixedModel, group: Any) -> tuple[int, ...]:
+def _known_codes(model: LinearMixedFit, group: Any) -> tuple[int, ...]:
     """Level code of the known group of every block (-1: a new group)."""
     factors = [b.factor for b in model.design.blocks]
     if group is None:
@@ -89,7 +89,7 @@ def _known_codes(model: LinearMixedModel, group: Any) -> tuple[int, ...]:
     return tuple(codes)
 
 
-def _target(model: LinearMixedModel, newdata: Any, group: Any) -> tuple[_Target, pd.Index]:
+def _target(model: LinearMixedFit, newdata: Any, group: Any) -> tuple[_Target, pd.Index]:
     frame = pd.DataFrame(index=[0]) if newdata is None else as_frame(newdata)
     if len(frame) == 0:
         raise DataError("newdata has no rows")
@@ -112,7 +112,7 @@ def _noise(target: _Target, size: int, rng: np.random.Generator) -> np.ndarray:
     return total + target.sigma * rng.standard_normal((size, rows))
 
 
-def _predict(fit: LinearMixedModel, target: _Target) -> np.ndarray:
+def _predict(fit: LinearMixedFit, target: _Target) -> np.ndarray:
     """x'β̂ + z'b̂ of the known groups for each new row, from one fit."""
     eta = target.X @ fit.fixef.to_numpy()
     effects = list(fit.ranef_arrays().values())
@@ -122,7 +122,7 @@ def _predict(fit: LinearMixedModel, target: _Target) -> np.ndarray:
     return eta
 
 
-def _chunk(model: LinearMixedModel, target: _Target, use_u: bool, size: int,
+def _chunk(model: LinearMixedFit, target: _Target, use_u: bool, size: int,
            ss: np.random.SeedSequence) -> np.ndarray:
     """Bootstrap predictions of one chunk, refitting one response at a time."""
     rng = np.random.default_rng(ss)
@@ -132,7 +132,7 @@ def _chunk(model: LinearMixedModel, target: _Target, use_u: bool, size: int,
         return np.vstack([_predict(model.refit(y), target) for y in Y]) + noise
 
 
-def _batched(model: LinearMixedModel, target: _Target, use_u: bool, n: int,
+def _batched(model: LinearMixedFit, target: _Target, use_u: bool, n: int,
              seed: int) -> np.ndarray:
     """All bootstrap predictions at once for a single scalar random effect."""
     Ys, noises = [], []
@@ -156,7 +156,7 @@ def _batched(model: LinearMixedModel, target: _Target, use_u: bool, n: int,
     return eta + np.vstack(noises)
 
 
-def prediction_interval(model: LinearMixedModel, newdata: Any = None, group: Any = None,
+def prediction_interval(model: LinearMixedFit, newdata: Any = None, group: Any = None,
                         n: int = 1000, seed: int | None = None, level: float = 0.95,
                         n_jobs: int | None = None, progress: bool | None = None,
                         use_u: bool = True, batch: bool | None = None) -> pd.DataFrame:
@@ -210,7 +210,7 @@ def prediction_interval(model: LinearMixedModel, newdata: Any = None, group: Any
     DataError
         For ``newdata`` without rows or a ``group`` the model does not know.
     """
-    as_instance(model, "model", LinearMixedModel,
+    as_instance(model, "model", LinearMixedFit,
                 "a mixed model fitted by lmmlib.lmer (prediction_interval needs random effects)")
     n, seed = check_replicates(n), root_seed(seed)
     level = as_level(level)

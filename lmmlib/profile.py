@@ -35,8 +35,8 @@ from scipy.stats import chi2
 
 from .checks import as_count, as_instance, as_level, as_names, describe
 from .errors import ArgumentError, ConvergenceWarning
-from .model import LinearMixedModel
-from .optimize import minimize_theta
+from .fitting import fit_theta
+from .kinds import LinearMixedFit
 from .pls import PLS
 from .threads import blas_threads
 from .varcomp import VarPars
@@ -110,10 +110,7 @@ def _ml_problem(model) -> _MLProblem:
     design, pls = model.design, model.pls
     theta = model.theta
     if model.reml:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            opt = minimize_theta(lambda th: pls.objective(th, False), theta, design.lower())
-        theta = opt.theta
+        theta = fit_theta(pls, False, theta, quiet=True).theta
     sol = pls.solve(theta)
     n = design.nobs
     sigma = float(np.sqrt(sol.r2 / n))
@@ -261,7 +258,7 @@ def _select(which: str | Sequence[str] | None, names: Sequence[str], nvp: int,
 
 
 def _check_model(model: object) -> None:
-    as_instance(model, "model", LinearMixedModel, "a mixed model fitted by lmmlib.lmer")
+    as_instance(model, "model", LinearMixedFit, "a mixed model fitted by lmmlib.lmer")
 
 
 def profile(model, which: str | Sequence[str] | None = None, level_max: float = 0.99,

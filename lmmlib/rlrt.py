@@ -31,8 +31,7 @@ import scipy.sparse as sp
 
 from .checks import as_choice, as_count, as_float, describe
 from .errors import ArgumentError, DataError, LmmlibError, LmmlibWarning
-from .lm import LinearModel
-from .model import LinearMixedModel
+from .kinds import LinearFit, LinearMixedFit
 from .pls import z_matrix
 from .simulate import as_generator
 from .threads import blas_threads
@@ -288,7 +287,7 @@ def _lm_reml_criterion(X: np.ndarray, y: np.ndarray) -> float:
     return nu * (1.0 + LOG2PI + np.log(rss / nu)) + 2.0 * float(np.log(np.abs(np.diag(R))).sum())
 
 
-def _reml_criterion(model: LinearMixedModel) -> float:
+def _reml_criterion(model: LinearMixedFit) -> float:
     """−2 × restricted log-likelihood; at the ML estimates for an ML fit (as lme4)."""
     if model.reml:
         return float(model.objective)
@@ -305,7 +304,7 @@ def _floor(stat: float, scale: float) -> float:
 # -- checks --------------------------------------------------------------------
 def _scalar_term(model: object, role: str) -> str:
     """Label of the single scalar random-effects term of ``model``, or raise."""
-    if isinstance(model, LinearModel) or not isinstance(model, LinearMixedModel):
+    if isinstance(model, LinearFit) or not isinstance(model, LinearMixedFit):
         raise ArgumentError(f"{role} must be a mixed model fitted by lmmlib.lmer, "
                             f"got {describe(model)}")
     terms = model.design.reterms
@@ -320,9 +319,9 @@ def _scalar_term(model: object, role: str) -> str:
     return f"{terms[0].group} {terms[0].colnames[0]}"
 
 
-def _check_three(m: LinearMixedModel, mA: object, m0: object) -> None:
+def _check_three(m: LinearMixedFit, mA: object, m0: object) -> None:
     for role, mod in (("mA", mA), ("m0", m0)):
-        if not isinstance(mod, LinearMixedModel):
+        if not isinstance(mod, LinearMixedFit):
             raise ArgumentError(f"{role} must be a mixed model fitted by lmmlib.lmer, "
                                 f"got {describe(mod)}")
     if mA.nobs != m.nobs or m0.nobs != m.nobs:
@@ -340,9 +339,9 @@ def _check_three(m: LinearMixedModel, mA: object, m0: object) -> None:
 
 
 # -- the test ------------------------------------------------------------------
-def exact_rlrt(m: LinearMixedModel, nsim: int = 10_000,
+def exact_rlrt(m: LinearMixedFit, nsim: int = 10_000,
                rng: np.random.Generator | int | None = None, *,
-               mA: LinearMixedModel | None = None, m0: LinearMixedModel | None = None,
+               mA: LinearMixedFit | None = None, m0: LinearMixedFit | None = None,
                gridlength: int = 200, log_grid: tuple[float, float] = (-10.0, 8.0),
                search: Literal["ascent", "global"] = "ascent") -> RLRTResult:
     """Exact restricted likelihood-ratio test of a zero variance component.

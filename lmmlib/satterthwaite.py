@@ -37,7 +37,7 @@ from scipy import stats
 
 from .checks import as_bool, as_choice, as_count, as_float, as_instance
 from .errors import ArgumentError, ConvergenceWarning
-from .model import LinearMixedModel
+from .kinds import LinearMixedFit
 from .pls import PLS
 from .threads import blas_threads
 
@@ -288,7 +288,7 @@ def coef_table(model: Any, ddf: str = "satterthwaite") -> pd.DataFrame:
     ArgumentError
         If ``model`` is not an ``lmer`` fit or ``ddf`` is not one of the methods.
     """
-    as_instance(model, "model", LinearMixedModel, "a mixed model fitted by lmmlib.lmer")
+    as_instance(model, "model", LinearMixedFit, "a mixed model fitted by lmmlib.lmer")
     method = as_choice(ddf, "ddf", DDF_METHODS)
     est, se = model.fixef.to_numpy(), model.se.to_numpy()
     p = est.size

@@ -18,13 +18,13 @@ from conftest import course_data, fitted, fixture_data, lme4_fixture
 
 import lmmlib
 from lmmlib import ArgumentError, DataError, LmmlibError
-from lmmlib.anova import chisq_mixture_pvalue, drop_level_screen, fit_design
+from lmmlib.anova import chisq_mixture_pvalue, drop_level_screen
 from lmmlib.batch import batch_refit, supports_batch
 from lmmlib.bootstrap import bootstrap, bootstrap_lrt
 from lmmlib.checks import as_count, as_level, as_n_jobs, as_optional_bool, as_start, describe
 from lmmlib.cloning import clone_fit, dc_fit, dc_predict, dc_se, dcdiag, oneway_information
 from lmmlib.confint import confint, percent_labels
-from lmmlib.fit import refit, theta_labels
+from lmmlib.fit import fit_design, refit, theta_labels
 from lmmlib.mcmc import Priors, lambda_max, oneway_loglik
 from lmmlib.optimize import minimize_theta
 from lmmlib.predint import prediction_interval

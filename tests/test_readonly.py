@@ -62,7 +62,8 @@ def test_cached_copy_computes_once():
             return pd.Series([1.0, 2.0])
 
     f = Fit()
-    f.table.iloc[0] = 9.0
+    table = f.table
+    table.iloc[0] = 9.0
     assert f.table.tolist() == [1.0, 2.0]
     assert len(calls) == 1
 
