@@ -162,6 +162,12 @@ def _fixture_bound(name: str) -> CurvatureBound:
     return CurvatureBound(fitted(name), OPT_GAP)
 
 
+def model_spread(model, quantity) -> np.ndarray:
+    """:func:`optimum_spread` for any lmer fit: the curvature bound (OPT_GAP) of
+    ``quantity(θ)``, a function of θ (see :func:`profiled_at`)."""
+    return CurvatureBound(model, OPT_GAP)(quantity)
+
+
 def optimum_spread(name: str, what: str, index: int = 0) -> float:
     """How far an lmmlib optimum (within OPT_GAP of the minimum) can move entry ``index``
     of quantity ``what`` of the lme4 fixture model ``name``: its curvature bound.
