@@ -17,6 +17,7 @@ from .anova import aic_table, anova, chisq_mixture_pvalue, drop_level_screen
 from .aov import aov_table, moment_estimator
 from .batch import batch_refit
 from .bootstrap import BootstrapLRT, BootstrapResult, bootstrap_lrt
+from .control import GlmerControl, LmerControl
 from .errors import (
     ArgumentError,
     ConvergenceWarning,
@@ -67,8 +68,10 @@ __all__ = [
     "FamilyError",
     "FormulaError",
     "GeneralizedLinearMixedModel",
+    "GlmerControl",
     "LinearMixedModel",
     "LinearModel",
+    "LmerControl",
     "LmmlibError",
     "LmmlibWarning",
     "BootstrapLRT",

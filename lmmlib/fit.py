@@ -7,7 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from .checks import as_bool, as_float, as_instance
+from .checks import as_bool, as_instance
+from .control import LmerControl
 from .design import Design, build_design
 from .errors import SingularFitWarning
 from .fitting import fit_theta, start_theta, theta_labels, warm_start
@@ -18,7 +19,7 @@ __all__ = ["fit_design", "lmer", "refit", "start_theta", "theta_labels"]
 
 
 def lmer(formula: str, data: Any, reml: bool = True, *, start: np.ndarray | None = None,
-         ftol_abs: float = 1e-10, xtol_abs: float = 1e-10) -> LinearMixedModel:
+         control: LmerControl | None = None) -> LinearMixedModel:
     """Fit a linear mixed model with lme4's formula syntax.
 
     Parameters
@@ -37,8 +38,9 @@ def lmer(formula: str, data: Any, reml: bool = True, *, start: np.ndarray | None
         Starting θ (default: Λ = I, as lme4): one finite value per element of θ
         (in lme4's order, see :func:`theta_labels`), at least 0 for the
         diagonal elements of Λ.
-    ftol_abs, xtol_abs : float
-        BOBYQA stopping tolerances (positive).
+    control : LmerControl, optional
+        Optimiser settings, as lme4's ``lmerControl`` (tolerances, evaluation
+        budget, restart and gradient checks).
 
     Returns
     -------
@@ -48,8 +50,13 @@ def lmer(formula: str, data: Any, reml: bool = True, *, start: np.ndarray | None
     ------
     ArgumentError
         For a ``reml`` that is not a boolean, a ``start`` of the wrong length,
-        not finite or negative where θ is bounded, or tolerances that are not
-        positive numbers.
+        not finite or negative where θ is bounded, or a ``control`` that is not
+        an :class:`LmerControl`.
+
+    Notes
+    -----
+    Formulas are code: formulaic evaluates their terms as Python (as R
+    evaluates formulas), so never pass formulas from untrusted input.
 
     Warns
     -----
@@ -63,12 +70,12 @@ def lmer(formula: str, data: Any, reml: bool = True, *, start: np.ndarray | None
     >>> m = lmer("weight ~ weeks + (1 | id)", lmmlib.datasets.load("pig"))  # doctest: +SKIP
     """
     reml = as_bool(reml, "reml")
-    ftol_abs = as_float(ftol_abs, "ftol_abs", positive=True)
-    xtol_abs = as_float(xtol_abs, "xtol_abs", positive=True)
+    control = as_instance(LmerControl() if control is None else control, "control",
+                          LmerControl, "an lmmlib.LmerControl")
     design = build_design(formula, data)
     theta0 = None if start is None else start_theta(design, start)
     pls = PLS(design)
-    opt = fit_theta(pls, reml, theta0, ftol_abs=ftol_abs, xtol_abs=xtol_abs)
+    opt = fit_theta(pls, reml, theta0, control=control)
     model = LinearMixedModel(design, pls, opt, reml)
     if model.is_singular:
         warnings.warn("boundary (singular) fit: a variance component is estimated as zero "

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from .checks import as_bool, as_start
+from .control import LmerControl
 from .design import Design
 from .errors import ConvergenceWarning, DataError
 from .optimize import OptSummary, minimize_theta
@@ -66,8 +67,7 @@ def response_like(y: Any, n: int) -> np.ndarray:
 
 
 def fit_theta(pls: PLS, reml: bool, start: np.ndarray | None = None, *,
-              ftol_abs: float = 1e-10, xtol_abs: float = 1e-10,
-              quiet: bool = False) -> OptSummary:
+              control: LmerControl | None = None, quiet: bool = False) -> OptSummary:
     """Minimise the REML criterion (``reml``) or the deviance of ``pls`` over θ.
 
     Parameters
@@ -78,8 +78,8 @@ def fit_theta(pls: PLS, reml: bool, start: np.ndarray | None = None, *,
         REML criterion or ML deviance.
     start : ndarray, optional
         Starting θ, already checked (default: lme4's Λ = I).
-    ftol_abs, xtol_abs : float
-        BOBYQA's stopping tolerances.
+    control : LmerControl, optional
+        Optimiser settings (default :class:`lmmlib.LmerControl()`).
     quiet : bool
         Silence convergence warnings (refits inside a bootstrap).
 
@@ -94,4 +94,4 @@ def fit_theta(pls: PLS, reml: bool, start: np.ndarray | None = None, *,
         if quiet:
             warnings.simplefilter("ignore", ConvergenceWarning)
         return minimize_theta(lambda th: pls.objective(th, reml), theta0, design.lower(),
-                              ftol_abs=ftol_abs, xtol_abs=xtol_abs)
+                              control)

@@ -432,6 +432,11 @@ def glmer(formula: str, data: Any, family: str | Family, weights: Any = None,
     SingularFitWarning
         For a boundary fit.
 
+    Notes
+    -----
+    Formulas are code: formulaic evaluates their terms as Python (as R
+    evaluates formulas), so never pass formulas from untrusted input.
+
     Examples
     --------
     >>> m = glmer("prop ~ period + (1 | herd)", cbpp, "binomial", weights="size")  # doctest: +SKIP

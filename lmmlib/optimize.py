@@ -10,19 +10,19 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import nlopt
 import numpy as np
 
-from .checks import as_bool, as_count, as_float, as_start
+from .checks import as_start
+from .control import LmerControl
 from .errors import ConvergenceWarning
 
 __all__ = ["OptSummary", "minimize_theta", "finite_gradient"]
 
-BOUNDARY_TOL = 1e-4  # lme4's isSingular tolerance
-GRAD_TOL = 2e-3  # lme4's check.conv.grad tolerance (on the scaled gradient)
-RESTART_TOL = 1e-4  # restart BOBYQA when a Newton step exceeds this share of θ
+BOUNDARY_TOL = LmerControl.boundary_tol  # lme4's isSingular tolerance
 
 
 @dataclass(frozen=True)
@@ -96,8 +96,8 @@ class _Check:
 
 
 def _check(f: Callable[[np.ndarray], float], theta: np.ndarray, lower: np.ndarray,
-           fval: float) -> _Check:
-    at_bound = np.isfinite(lower) & (theta - lower < BOUNDARY_TOL)
+           fval: float, control: LmerControl) -> _Check:
+    at_bound = np.isfinite(lower) & (theta - lower < control.boundary_tol)
     boundary = tuple(int(i) for i in np.flatnonzero(at_bound))
     free = ~at_bound
     grad, hdiag = finite_gradient(f, theta, lower, f0=fval)
@@ -106,7 +106,8 @@ def _check(f: Callable[[np.ndarray], float], theta: np.ndarray, lower: np.ndarra
     step = np.where(hdiag > 0, np.abs(grad) / np.where(hdiag > 0, hdiag, 1.0), np.abs(grad))
     worst = float(np.max(step[free])) if free.any() else 0.0
     near_bound = np.isfinite(lower) & (theta - lower < 1e-2)
-    suspicious = bool(np.any((step > RESTART_TOL * np.maximum(np.abs(theta), 1e-3)) & free)
+    suspicious = bool(np.any((step > control.restart_tol * np.maximum(np.abs(theta), 1e-3))
+                             & free)
                       or np.any(near_bound & free))
     return _Check(grad, boundary, worst, suspicious)
 
@@ -143,11 +144,8 @@ def minimize_theta(
     f: Callable[[np.ndarray], float],
     theta0: np.ndarray,
     lower: np.ndarray,
-    *,
-    ftol_abs: float = 1e-10,
-    xtol_abs: float = 1e-10,
-    maxeval: int = 100_000,
-    restart: bool = True,
+    control: LmerControl | None = None,
+    **overrides: Any,
 ) -> OptSummary:
     """Minimise ``f`` over θ ≥ lower with BOBYQA.
 
@@ -159,11 +157,12 @@ def minimize_theta(
         Starting value (lme4: 1 on the diagonals of Λ, 0 elsewhere).
     lower : ndarray
         Lower bounds (0 or −inf).
-    ftol_abs, xtol_abs, maxeval : float, float, int
-        Stopping rules (tighter than lme4's 1e-8 defaults); positive.
-    restart : bool
-        Restart BOBYQA from its optimum when the finite-difference check finds a
-        Newton step that is not small (callers with their own polish turn it off).
+    control : LmerControl, optional
+        Stopping rules, evaluation budget, restart and gradient checks
+        (default: :class:`lmmlib.LmerControl()`).
+    **overrides
+        Fields of ``control`` to change for this call (``restart=False`` for
+        callers with their own polish).
 
     Returns
     -------
@@ -173,15 +172,14 @@ def minimize_theta(
     ------
     ArgumentError
         If ``theta0`` does not match ``lower`` in length, is not finite or is
-        below a bound (nlopt would only say "invalid argument"), or a stopping
-        rule is not a positive number.
+        below a bound (nlopt would only say "invalid argument"), or a setting
+        is invalid (a stopping rule that is not a positive number...).
     """
     lower = np.asarray(lower, dtype=float)
     theta0 = as_start(theta0, lower, name="theta0")
-    ftol_abs = as_float(ftol_abs, "ftol_abs", positive=True)
-    xtol_abs = as_float(xtol_abs, "xtol_abs", positive=True)
-    maxeval = as_count(maxeval, "maxeval")
-    restart = as_bool(restart, "restart")
+    control = replace(control or LmerControl(), **overrides)
+    ftol_abs, xtol_abs, maxeval = control.ftol_abs, control.xtol_abs, control.maxeval
+    restart = control.restart
     n = theta0.size
     count = [0]
     best = [np.inf, theta0.copy()]
@@ -195,7 +193,7 @@ def minimize_theta(
 
     fval0 = f(theta0)
     code, message = _bobyqa(wrapped, theta0, lower, ftol_abs, xtol_abs, maxeval, None)
-    check = _check(f, best[1], lower, best[0])
+    check = _check(f, best[1], lower, best[0], control)
     if restart and code is not None and n > 0 and check.suspicious:
         # BOBYQA can stop on its f-tolerance while its quadratic model is still
         # coarse (the stopping point then depends on row order): restart from the
@@ -204,11 +202,11 @@ def minimize_theta(
         step = np.maximum(1e-3 * np.abs(start), 1e-4)
         code, message = _bobyqa(wrapped, start, lower, ftol_abs, xtol_abs,
                                 max(maxeval - count[0], 1), step)
-        check = _check(f, best[1], lower, best[0])
+        check = _check(f, best[1], lower, best[0], control)
     theta, fval = best[1], float(best[0])
     feval = count[0]
     converged = code in (nlopt.SUCCESS, nlopt.FTOL_REACHED, nlopt.XTOL_REACHED)
-    if check.worst > GRAD_TOL:
+    if check.worst > control.grad_tol:
         converged = False
         message += f"; scaled gradient {check.worst:.2g} at the optimum"
     if not converged:

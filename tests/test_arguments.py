@@ -152,10 +152,12 @@ def test_valid_start_forms_give_the_same_fit(c):
     ("length", lambda c: minimize_theta(np.sum, np.ones(3), np.zeros(2)), r"^theta0 must have 2"),
     ("bound", lambda c: minimize_theta(np.sum, -np.ones(1), np.zeros(1)), r"^theta0 has negati"),
     ("maxeval", lambda c: minimize_theta(np.sum, np.ones(1), np.zeros(1), maxeval=9.5), "^maxev"),
-    ("ftol_abs", lambda c: lmmlib.lmer(PULP, c.pulp, ftol_abs=-1e-8), "^ftol_abs must be a pos"),
-    ("xtol_abs", lambda c: lmmlib.lmer(PULP, c.pulp, xtol_abs="1e-8"), "^xtol_abs must be a"),
-    ("ftol_abs nan", lambda c: lmmlib.lmer(PULP, c.pulp, ftol_abs=np.nan), "^ftol_abs must"),
-    ("xtol_abs 0", lambda c: lmmlib.lmer(PULP, c.pulp, xtol_abs=0), "^xtol_abs must be a pos"),
+    ("ftol_abs", lambda c: lmmlib.LmerControl(ftol_abs=-1e-8), "^ftol_abs must be a pos"),
+    ("xtol_abs", lambda c: lmmlib.LmerControl(xtol_abs="1e-8"), "^xtol_abs must be a"),
+    ("ftol_abs nan", lambda c: lmmlib.LmerControl(ftol_abs=np.nan), "^ftol_abs must"),
+    ("xtol_abs 0", lambda c: lmmlib.LmerControl(xtol_abs=0), "^xtol_abs must be a pos"),
+    ("restart", lambda c: lmmlib.LmerControl(restart="yes"), "^restart must be True or F"),
+    ("control", lambda c: lmmlib.lmer(PULP, c.pulp, control={"ftol_abs": 1}), "^control must"),
     ("fit_design", lambda c: fit_design(c.m.design, True, start=[1, 1]), r"^start must have 1"),
 ])
 def test_optimiser_start_and_tolerances(c, call, match):

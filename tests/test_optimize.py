@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import course_data
 
+import lmmlib
 from lmmlib.errors import ConvergenceWarning
 from lmmlib.optimize import finite_gradient, minimize_theta
 
@@ -39,3 +41,26 @@ def test_finite_gradient_of_a_quadratic():
     # gradient, ε·f/h² ≈ 1e-8 in the second derivative (step h = 1e-4·max(1, |x|))
     np.testing.assert_allclose(g, [2.0, -4.0], rtol=1e-6)
     np.testing.assert_allclose(h, [2.0, 2.0], rtol=1e-4)
+
+
+def test_control_settings_reach_the_optimiser():
+    # a budget of 5 evaluations stops BOBYQA early: the fit reports it (lme4's maxfun)
+    pulp = course_data("pulp")
+    with pytest.warns(lmmlib.ConvergenceWarning, match="maximum evaluations"):
+        m = lmmlib.lmer("bright ~ 1 + (1 | operator)", pulp,
+                        control=lmmlib.LmerControl(maxeval=5, restart=False))
+    assert m.opt.feval <= 5 + 2 * m.theta.size + 1  # the budget plus the gradient check
+    assert m.opt.settings["maxeval"] == 5
+    tight = lmmlib.lmer("bright ~ 1 + (1 | operator)", pulp,
+                        control=lmmlib.LmerControl(ftol_abs=1e-14, xtol_abs=1e-14))
+    assert tight.opt.settings["ftol_abs"] == 1e-14
+
+
+def test_boundary_tolerance_decides_singularity():
+    # θ̂ of the pulp fit is 0.58 (lme4): above a tolerance of 1e-4, below one of 1
+    pulp = course_data("pulp")
+    assert not lmmlib.lmer("bright ~ 1 + (1 | operator)", pulp).is_singular
+    with pytest.warns(lmmlib.SingularFitWarning):
+        m = lmmlib.lmer("bright ~ 1 + (1 | operator)", pulp,
+                        control=lmmlib.LmerControl(boundary_tol=1.0))
+    assert m.is_singular
