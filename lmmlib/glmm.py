@@ -39,6 +39,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .checks import as_instance
+from .control import GlmerControl
 from .design import build_design
 from .errors import ArgumentError, ConvergenceWarning, DataError, SingularFitWarning
 from .formula import parse_formula
@@ -181,7 +183,8 @@ def _start(start: Any, problem: GlmmProblem) -> tuple[np.ndarray, np.ndarray | N
     return theta, beta
 
 
-def _stage1(problem: GlmmProblem, theta0: np.ndarray, beta_glm: np.ndarray):
+def _stage1(problem: GlmmProblem, theta0: np.ndarray, beta_glm: np.ndarray,
+            control: GlmerControl):
     """θ with β inside PIRLS (nAGQ = 0) from the GLM's β: returns the optimum's mode."""
     beta = [beta_glm]
 
@@ -193,8 +196,9 @@ def _stage1(problem: GlmmProblem, theta0: np.ndarray, beta_glm: np.ndarray):
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        opt = minimize_theta(crit, theta0, problem.design.lower(), ftol_abs=1e-6,
-                             xtol_abs=1e-6, restart=False)  # a rough start for stage 2
+        opt = minimize_theta(crit, theta0, problem.design.lower(), control,
+                             ftol_abs=control.stage1_tol, xtol_abs=control.stage1_tol,
+                             restart=False)  # a rough start for stage 2
     return opt, problem.mode_at_optimum(opt.theta, beta[0], joint=True)
 
 
@@ -324,8 +328,8 @@ def _polish(f: Callable[[np.ndarray], float], x: np.ndarray, H: np.ndarray, h: n
     return x, g, f0
 
 
-def _stage2(outer: Outer, theta1: np.ndarray,
-            sep: Separation | None) -> tuple[OptSummary, Mode, np.ndarray]:
+def _stage2(outer: Outer, theta1: np.ndarray, sep: Separation | None,
+            control: GlmerControl) -> tuple[OptSummary, Mode, np.ndarray]:
     """(θ, β) jointly from stage 1: BOBYQA, the Hessian there and a Newton polish.
 
     Returns the OptSummary in (θ, β), the mode at the optimum and the Hessian
@@ -334,7 +338,7 @@ def _stage2(outer: Outer, theta1: np.ndarray,
     """
     problem, nth = outer.problem, theta1.size
     opt = minimize_theta(outer.crit, np.concatenate([theta1, np.zeros(outer.M.shape[1])]),
-                         outer.lower, restart=False)  # polished by a Newton step below
+                         outer.lower, control, restart=False)  # polished by Newton below
     x = opt.theta
     u_hat = problem.mode_at_optimum(*outer.split(x), np.zeros(problem.nu)).u
 
@@ -379,7 +383,8 @@ def _warn_boundary(model: GeneralizedLinearMixedModel, sep: Separation | None) -
 
 
 def glmer(formula: str, data: Any, family: str | Family, weights: Any = None,
-          nAGQ: int = 1, start: Any = None) -> GeneralizedLinearMixedModel:
+          nAGQ: int = 1, start: Any = None,
+          control: GlmerControl | None = None) -> GeneralizedLinearMixedModel:
     """Fit a generalised linear mixed model with lme4's formula syntax.
 
     Parameters
@@ -402,6 +407,10 @@ def glmer(formula: str, data: Any, family: str | Family, weights: Any = None,
     start : array or dict, optional
         Starting θ, or ``{"theta": ..., "fixef": ...}``; with both, stage 1 is skipped.
         θ must respect its lower bounds (0 for a standard-deviation factor).
+    control : GlmerControl, optional
+        Optimiser settings, as lme4's ``glmerControl`` (the tolerances of the
+        full optimisation and of its rough first stage, evaluation budget,
+        gradient and boundary checks).
 
     Returns
     -------
@@ -441,6 +450,8 @@ def glmer(formula: str, data: Any, family: str | Family, weights: Any = None,
     --------
     >>> m = glmer("prop ~ period + (1 | herd)", cbpp, "binomial", weights="size")  # doctest: +SKIP
     """
+    control = as_instance(GlmerControl() if control is None else control, "control",
+                          GlmerControl, "an lmmlib.GlmerControl")
     fam = get_family(family)
     data = _bool_response_as_float(formula, as_frame(data))
     design = build_design(formula, data, residual=False)
@@ -453,7 +464,7 @@ def glmer(formula: str, data: Any, family: str | Family, weights: Any = None,
         beta_glm = problem.glm_start() if beta0 is None else None
         sep = find_separation(problem.X, problem.y, wt, fam, design.xnames, beta_glm)
         if beta0 is None:
-            opt1, mode1 = _stage1(problem, theta0, beta_glm)
+            opt1, mode1 = _stage1(problem, theta0, beta_glm, control)
             theta1, beta1, LX = opt1.theta, mode1.beta, mode1.LX
         else:
             opt1, theta1, beta1 = None, theta0, beta0
@@ -461,7 +472,7 @@ def glmer(formula: str, data: Any, family: str | Family, weights: Any = None,
         if sep is not None:
             beta1 = _place_separated(problem, sep, theta1, beta1, None)
         outer = Outer(problem, beta1, _whitening(problem, LX, sep), nagq)
-        opt, mode, hess = _stage2(outer, theta1, sep)
+        opt, mode, hess = _stage2(outer, theta1, sep, control)
         fit = GlmmFit(problem, mode, opt, opt1, nagq, hess, weights if isinstance(weights, str)
                       else None, sep)
         model = GeneralizedLinearMixedModel(fit)

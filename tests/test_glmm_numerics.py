@@ -31,6 +31,7 @@ import pytest
 from conftest import OPT_GAP, SAME_OPTIMUM
 from scipy.special import expit
 
+import lmmlib
 from lmmlib.errors import ArgumentError, ConvergenceWarning, DataError
 from lmmlib.glmm import glmer
 from lmmlib.glmm_family import (
@@ -480,3 +481,14 @@ def test_glm_score_certifies_that_nothing_separates():
         assert proof is not separated
         assert (find_separation(X, y, wt, fam, names, beta) is None) is not separated
         assert (find_separation(X, y, wt, fam, names) is None) is not separated
+
+
+def test_glmer_control_is_checked_and_used():
+    data = level_data()
+    with pytest.raises(ArgumentError, match="^control must be an lmmlib.GlmerControl"):
+        glmer("y ~ trt + (1 | g)", data, "binomial", control={"maxeval": 5})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = glmer("y ~ x + (1 | g)", data.assign(x=np.arange(len(data)) % 7), "binomial",
+                  control=lmmlib.GlmerControl(maxeval=7))
+    assert m.opt.settings["maxeval"] == 7
