@@ -2,22 +2,20 @@
 
 Fitting: :func:`lmer` (lme4-style mixed models), :func:`glmer` (Poisson and
 binomial GLMMs), :func:`lm` (ordinary least squares).  Inference:
-:func:`anova`, :func:`exact_rlrt`, :func:`bootstrap_lrt`, ``lmmlib.bootstrap(model,
-stat, n, seed)`` (the module is callable),
+:func:`anova`, :func:`exact_rlrt`, :func:`bootstrap_lrt`, :func:`bootstrap`,
 :func:`prediction_interval`, Satterthwaite t-tests (``coef_table``),
 profile likelihood and ``confint``, :func:`varpar_se`.  Textbook side:
 :func:`gls`, :func:`marginal_covariance`, :func:`blup`, :func:`icc`,
 :func:`shrinkage`, :func:`effective_df`, :func:`moment_estimator`.  Data:
 :mod:`lmmlib.datasets`; plots: :mod:`lmmlib.plots` (imported on demand); data
-cloning: :mod:`lmmlib.cloning`; the Neyman–Scott problem: :mod:`lmmlib.neyman_scott`.
+cloning: :mod:`lmmlib.course.cloning`; the Neyman–Scott problem: :mod:`lmmlib.course.neyman_scott`.
 """
 
-from . import bootstrap
-from .anova import aic_table, anova, chisq_mixture_pvalue, drop_level_screen
-from .aov import aov_table, moment_estimator
-from .batch import batch_refit
-from .bootstrap import BootstrapLRT, BootstrapResult, bootstrap_lrt
-from .control import GlmerControl, LmerControl
+from .course.aov import aov_table, moment_estimator
+from .course.gls import blup, gls, marginal_covariance
+from .course.icc import icc
+from .course.shrinkage import effective_df, shrinkage, stratified_fit
+from .engine.control import GlmerControl, LmerControl
 from .errors import (
     ArgumentError,
     ConvergenceWarning,
@@ -29,19 +27,19 @@ from .errors import (
     LmmlibWarning,
     SingularFitWarning,
 )
-from .fit import lmer
-from .glmm import glmer
-from .glmm_family import FamilyError, SeparationWarning
-from .glmm_laplace import FactorError
-from .glmm_model import GeneralizedLinearMixedModel
-from .gls import blup, gls, marginal_covariance
-from .hessian import varpar_se
-from .icc import icc
-from .lm import LinearModel, lm
-from .model import LinearMixedModel
-from .predint import prediction_interval
-from .rlrt import RLRTResult, exact_rlrt
-from .shrinkage import effective_df, shrinkage, stratified_fit
+from .glmm.family import FamilyError, SeparationWarning
+from .glmm.fit import glmer
+from .glmm.laplace import FactorError
+from .glmm.model import GeneralizedLinearMixedModel
+from .inference.anova import aic_table, anova, chisq_mixture_pvalue, drop_level_screen
+from .inference.batch import batch_refit
+from .inference.bootstrap import BootstrapLRT, BootstrapResult, bootstrap, bootstrap_lrt
+from .inference.hessian import varpar_se
+from .inference.predint import prediction_interval
+from .inference.rlrt import RLRTResult, exact_rlrt
+from .models.fit import lmer
+from .models.lm import LinearModel, lm
+from .models.lmm import LinearMixedModel
 
 __version__ = "0.1.0"
 

@@ -19,7 +19,7 @@ class FittedModel:
 
 
 class LinearFit(FittedModel):
-    """A linear model fitted by least squares (``lmmlib.lm``)."""
+    """A linear model fitted by least squares (``lmmlib.models.lm``)."""
 
     kind = "lm"
 

@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 import scipy.stats
 
+from .engine.frame import as_frame
 from .errors import DataError
-from .frame import as_frame
 
 __all__ = ["bootstrap_hist", "caterpillar", "profile_zeta", "qq", "residuals_vs_fitted",
            "shrinkage_plot", "spaghetti"]
@@ -83,7 +83,7 @@ def caterpillar(model: Any, factor: str | None = None, level: float = 0.95,
     return ax
 
 
-def shrinkage_plot(model: Any, ax: Any = None) -> Any:
+def shrinkage_plot(table: Any, ax: Any = None) -> Any:
     """Group mean deviations (no pooling) joined to their BLUPs (partial pooling).
 
     Left: ȳ_i − x̄_i'β̂ for every group; right: its BLUP r_i(ȳ_i − x̄_i'β̂);
@@ -92,8 +92,9 @@ def shrinkage_plot(model: Any, ax: Any = None) -> Any:
 
     Parameters
     ----------
-    model : LinearMixedModel
-        Random-intercept model (see :func:`lmmlib.shrinkage.shrinkage`).
+    table : DataFrame
+        The table of :func:`lmmlib.course.shrinkage` for a random-intercept model:
+        ``lmmlib.plots.shrinkage_plot(lmmlib.shrinkage(m))``.
     ax : matplotlib Axes, optional
 
     Returns
@@ -103,9 +104,10 @@ def shrinkage_plot(model: Any, ax: Any = None) -> Any:
     from matplotlib import colormaps
     from matplotlib.colors import Normalize
 
-    from .shrinkage import shrinkage
-
-    s = shrinkage(model)
+    if not isinstance(table, pd.DataFrame) or not {"raw", "blup", "n"} <= set(table.columns):
+        raise DataError(f"shrinkage_plot draws the table of lmmlib.shrinkage(model), got "
+                        f"{type(table).__name__}; call shrinkage_plot(lmmlib.shrinkage(model))")
+    s = table
     ax = _axes(ax)
     n = s["n"].to_numpy()
     norm = Normalize(vmin=n.min() - 0.5, vmax=n.max() + 0.5)
@@ -118,7 +120,7 @@ def shrinkage_plot(model: Any, ax: Any = None) -> Any:
     ax.axhline(0.0, color="0.2", lw=1, ls="--")
     ax.set_xticks([0, 1], ["group mean\n(no pooling)", "BLUP\n(partial pooling)"])
     ax.set_xlim(-0.25, 1.25)
-    ax.set_ylabel(f"deviation from x'β̂ ({model.design.formula.response})")
+    ax.set_ylabel(f"deviation from x'β̂ ({s.attrs.get('response', 'response')})")
     ax.set_title(f"Shrinkage of {s.attrs['group']} intercepts "
                  "(dashed: population line, complete pooling)", fontsize=10)
     if n.min() != n.max():
@@ -282,7 +284,7 @@ def profile_zeta(profile_df: pd.DataFrame, par: str | Sequence[str] | None = Non
     ----------
     profile_df : DataFrame
         Long format with columns ``par, value, zeta`` (as returned by
-        :func:`lmmlib.profile.profile`).
+        :func:`lmmlib.inference.profile.profile`).
     par : str or list of str, optional
         Parameters to draw (default all, in order of appearance).
     level : float

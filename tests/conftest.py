@@ -35,9 +35,9 @@ import pytest
 
 import lmmlib
 from lmmlib.datasets import load
-from lmmlib.hessian import hessian
-from lmmlib.ranef import block_effects, ranef_frame
-from lmmlib.varcomp import varcorr_frame
+from lmmlib.engine.ranef import block_effects, ranef_frame
+from lmmlib.engine.varcomp import varcorr_frame
+from lmmlib.inference.hessian import hessian
 
 FIXTURES = Path(__file__).parent / "reference" / "fixtures"
 

@@ -19,8 +19,8 @@ import pytest  # noqa: E402
 from conftest import fitted  # noqa: E402
 
 from lmmlib import plots  # noqa: E402
+from lmmlib.course.shrinkage import shrinkage  # noqa: E402
 from lmmlib.errors import DataError  # noqa: E402
-from lmmlib.shrinkage import shrinkage  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -59,8 +59,10 @@ def test_caterpillar_slope_term_and_errors():
 
 def test_shrinkage_plot_joins_means_to_blups():
     m = fitted("nepal_ri")
-    ax = plots.shrinkage_plot(m)
     s = shrinkage(m)
+    ax = plots.shrinkage_plot(s)
+    with pytest.raises(DataError, match=r"shrinkage_plot\(lmmlib.shrinkage\(model\)\)"):
+        plots.shrinkage_plot(m)
     segs = [line for line in ax.lines if line.get_linestyle() == "-"]
     assert len(segs) == 197
     starts = np.sort([line.get_ydata()[0] for line in segs])

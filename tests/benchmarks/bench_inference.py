@@ -19,8 +19,8 @@ import statsmodels.api as sm
 from threadpoolctl import threadpool_limits
 
 import lmmlib
-from lmmlib.bootstrap import bootstrap_lrt
 from lmmlib.datasets import load
+from lmmlib.inference.bootstrap import bootstrap_lrt
 
 OUT = Path(__file__).with_name("inference_results.md")
 

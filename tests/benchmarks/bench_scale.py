@@ -23,7 +23,7 @@ fitted model):
 Threads: BLAS is limited to one thread for every tool (threadpoolctl), as in
 bench_fit.py, and ``RAYON_NUM_THREADS=1`` for mixedlm's Rust backend unless
 already set.  lmmlib itself raises the limit to all cores for a dense
-factorisation of more than ``lmmlib.pls.DENSE_THREADS_MIN`` random effects
+factorisation of more than ``lmmlib.engine.pls.DENSE_THREADS_MIN`` random effects
 (InstEval's 1,128 lecturers); InstEval is therefore also timed with that
 switched off ("lmmlib, one thread").  R uses the BLAS it was built with.
 
@@ -137,7 +137,7 @@ def fit(tool: str, formula: str, df: pd.DataFrame) -> tuple[float, float, int]:
 @contextmanager
 def one_thread_lmmlib() -> Iterator[None]:
     """lmmlib with its multi-threaded dense factorisation switched off."""
-    from lmmlib import pls
+    from lmmlib.engine import pls
 
     saved = getattr(pls, "DENSE_THREADS_MIN", None)
     pls.DENSE_THREADS_MIN = sys.maxsize
@@ -436,7 +436,6 @@ def run(args: argparse.Namespace) -> dict:
     import mixedlm  # noqa: F401  (load every library before limiting BLAS)
     import statsmodels.formula.api  # noqa: F401
 
-    from lmmlib import pls
 
     warnings.simplefilter("ignore")  # convergence and scale chatter from every tool
     load_start, t0 = list(os.getloadavg()), time.perf_counter()
@@ -453,10 +452,9 @@ def run(args: argparse.Namespace) -> dict:
         "timeout": args.timeout, "sm_timeout": args.sm_timeout, "sm_max_n": args.sm_max_n,
         "threads": "BLAS limited to one thread for every tool (threadpoolctl); "
                    f"RAYON_NUM_THREADS={os.environ['RAYON_NUM_THREADS']} for mixedlm "
-                   f"(at start: {env_rayon or 'unset'}); lmmlib raises BLAS to "
-                   f"{os.cpu_count()} threads for dense factorisations of at least "
-                   f"{getattr(pls, 'DENSE_THREADS_MIN', '?')} random effects (InstEval) unless "
-                   "'one thread'; R with its own BLAS.",
+                   f"(at start: {env_rayon or 'unset'}); lmmlib never raises BLAS above "
+                   "the user's setting (its 'one thread' rows equal the others since the "
+                   "dense step's extra threads were removed); R with its own BLAS.",
     }
     return results
 

@@ -1,0 +1,167 @@
+"""Model matrices of formula pieces, for the fit and for new data.
+
+A piece (the fixed part, a random term's expression, a response expression)
+is rewritten with :func:`lmmlib.engine.names.alias_text` and evaluated by formulaic
+on a frame that holds only the aliased columns.  The :class:`MatrixSpec` it
+returns rebuilds the same columns for new rows, and refuses, naming the
+column, what would otherwise be a silent wrong answer: a missing column, a
+missing value, or a level of a factor that the fit never saw (lme4's "new
+levels detected in newdata").
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from formulaic import Formula
+
+from ..errors import DataError, FormulaError
+from .names import alias_of, alias_text, restore_names
+
+__all__ = ["MatrixSpec", "evaluate_piece", "piece_matrix"]
+
+
+@lru_cache(maxsize=512)
+def _formula(text: str) -> Formula:
+    """The parsed formulaic formula (parsing is the slow part of small fits)."""
+    return Formula(text)
+
+
+def _lme4_name(name: str) -> str:
+    return "(Intercept)" if name == "Intercept" else name
+
+
+def _aliased_frame(frame: pd.DataFrame, columns: tuple[str, ...],
+                   used: tuple[str, ...]) -> pd.DataFrame:
+    position = {c: i for i, c in enumerate(columns)}
+    return pd.DataFrame({alias_of(position[c]): frame[c].to_numpy(copy=False)
+                         if not isinstance(frame[c].dtype, pd.CategoricalDtype) else frame[c]
+                         for c in used}, index=frame.index)
+
+
+def _is_factor(col: pd.Series) -> bool:
+    return not pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col)
+
+
+@dataclass(frozen=True)
+class MatrixSpec:
+    """How to rebuild a piece's model-matrix columns on new rows.
+
+    Attributes
+    ----------
+    piece : str
+        The formula piece as written.
+    columns : tuple of str
+        Columns of the model frame (the aliases are their positions).
+    used : tuple of str
+        Columns the piece uses.
+    names : tuple of str
+        Model-matrix column names with the real column names (lme4's
+        ``(Intercept)``).
+    spec : formulaic.ModelSpec
+        formulaic's state (levels, stateful transforms) from the fit.
+    levels : dict
+        For each factor column used, the levels present in the fit.
+    """
+
+    piece: str
+    columns: tuple[str, ...]
+    used: tuple[str, ...]
+    names: tuple[str, ...]
+    spec: Any = field(repr=False)
+    levels: dict[str, frozenset] = field(default_factory=dict, repr=False)
+
+    def _check_newdata(self, frame: pd.DataFrame, what: str) -> None:
+        missing = [c for c in self.used if c not in frame.columns]
+        if missing:
+            raise DataError(f"{what} lacks the column(s) {', '.join(map(repr, missing))} "
+                            f"needed by {self.piece!r}")
+        for c in self.used:
+            bad = frame[c].isna().to_numpy()
+            if bad.any():
+                rows = list(frame.index[bad][:5])
+                raise DataError(f"{what} column {c!r} has {int(bad.sum())} missing value(s) "
+                                f"(rows {rows}); drop or fill them before predicting")
+            if c in self.levels:
+                new = sorted({str(v) for v in frame[c].unique()} - self.levels[c])
+                if new:
+                    raise DataError(
+                        f"new level(s) {', '.join(map(repr, new[:5]))} of {c!r} in {what}: "
+                        "the fixed effects of a level not seen in the fit are unknown")
+
+    def rows(self, frame: pd.DataFrame, what: str = "newdata") -> np.ndarray:
+        """The piece's columns for the rows of ``frame`` (new data)."""
+        self._check_newdata(frame, what)
+        safe = _aliased_frame(frame, self.columns, self.used)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # formulaic warns about unseen levels
+            try:
+                out = self.spec.get_model_matrix(safe)
+            except Exception as exc:
+                raise DataError(f"cannot build {self.piece!r} for {what}: "
+                                f"{_restore(str(exc), self.columns)}") from exc
+        return np.asarray(out, dtype=float)
+
+
+def _restore(message: str, columns: tuple[str, ...]) -> str:
+    return restore_names([message], columns)[0]
+
+
+def piece_matrix(piece: str, frame: pd.DataFrame, what: str) -> tuple[np.ndarray, MatrixSpec]:
+    """Model matrix of a formula piece on the model frame, and its spec for new data.
+
+    Parameters
+    ----------
+    piece : str
+        A formulaic right-hand side written with the data's column names
+        (backticks for non-syntactic names).
+    frame : DataFrame
+        The model frame.
+    what : str
+        What the piece is, for messages ("the fixed effects", "(x | g)").
+
+    Returns
+    -------
+    X : ndarray
+    spec : MatrixSpec
+    """
+    columns = tuple(str(c) for c in frame.columns)
+    aliased = alias_text(piece, columns)
+    safe = _aliased_frame(frame, columns, aliased.columns)
+    try:
+        mm = _formula(aliased.text).get_model_matrix(safe, na_action="raise")
+    except FormulaError:
+        raise
+    except Exception as exc:  # formulaic raises many types on bad terms
+        raise FormulaError(f"cannot build {what} from {piece!r}: "
+                           f"{_restore(str(exc), columns)}") from exc
+    names = restore_names([_lme4_name(str(n)) for n in mm.columns], columns)
+    levels = {c: frozenset(str(v) for v in frame[c].unique())
+              for c in aliased.columns if _is_factor(frame[c])}
+    X = np.asarray(mm, dtype=float)
+    return X, MatrixSpec(piece, columns, aliased.columns, names, mm.model_spec, levels)
+
+
+def evaluate_piece(expr: str, frame: pd.DataFrame) -> np.ndarray:
+    """Evaluate one expression (a response such as ``log(y)``) on the rows of ``frame``.
+
+    Rows where a used column is missing give NaN; the result is one float per row.
+    """
+    columns = tuple(str(c) for c in frame.columns)
+    aliased = alias_text(f"I({expr})", columns)
+    safe = _aliased_frame(frame, columns, aliased.columns)
+    try:
+        with np.errstate(all="ignore"):
+            mm = _formula(f"0 + {aliased.text}").get_model_matrix(safe, na_action="ignore")
+    except Exception as exc:
+        raise FormulaError(f"cannot evaluate the response {expr!r}: "
+                           f"{_restore(str(exc), columns)}") from exc
+    values = np.asarray(mm, dtype=float)
+    if values.ndim != 2 or values.shape[1] != 1:
+        raise FormulaError(f"the response {expr!r} must be one numeric column")
+    return values[:, 0]

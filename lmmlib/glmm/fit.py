@@ -1,0 +1,484 @@
+"""``glmer``: generalised linear mixed models by the Laplace approximation or AGQ.
+
+The stages are those of :func:`lmmlib.lmer` (formula → design → optimise →
+model) with the GLMM deviance of :mod:`lmmlib.glmm.laplace` as the criterion,
+optimised in two stages as lme4 does:
+
+1. over θ only, β being updated with u inside the penalised IRLS (lme4's
+   ``nAGQ = 0``), from Λ = I and the GLM's β;
+2. over (θ, β) jointly with the Laplace (or AGQ) deviance, from stage 1's
+   optimum.  BOBYQA sees β whitened by stage 1's factor L_X (β = β₁ + L_X⁻ᵀδ),
+   so that badly scaled covariates (e.g. an uncentred altitude) do not stall it.
+
+Standard errors come from the finite-difference Hessian H of the deviance in
+(θ, β) at the optimum: cov(θ̂, β̂) = 2H⁻¹, as lme4's default ``use.hessian``.
+The same H gives a final Newton step from BOBYQA's optimum, which pins it down
+to ~1e-8 in the deviance at the cost of 2m more evaluations (m = dim θ + dim β).
+
+Separation.  Before fitting, a linear programme
+(:func:`lmmlib.glmm.family.find_separation`) checks whether a direction d of
+the fixed effects fits some responses exactly (complete or quasi-complete
+separation: a factor level whose responses are all 0, a covariate that splits
+the 0s from the 1s).  The maximum-likelihood estimate is then infinite along
+d, so d is taken out of stage 2: β = β₁ + Bδ with B spanning a complement of
+d, and β₁ placed along d where the separated observations' fitted values are
+10·eps from their boundary (|η| = 33.7, glm.fit's "numerically 0 or 1").  The
+other parameters are then those of the limit (for a separated factor level,
+the fit without that level's observations), a :class:`SeparationWarning` names
+the diverging columns, and the Hessian is not defined (all NaN: the standard
+errors fall back to the penalised IRLS approximation, as lme4's do).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..checks import as_instance
+from ..engine.control import GlmerControl
+from ..engine.design import build_design
+from ..engine.formula import parse_formula
+from ..engine.frame import as_frame
+from ..engine.optimize import BOUNDARY_TOL, OptSummary, minimize_theta
+from ..engine.threads import blas_threads
+from ..errors import ArgumentError, ConvergenceWarning, DataError, SingularFitWarning
+from ..inference.hessian import hessian
+from .family import (
+    SEPARATED_ETA,
+    Family,
+    Separation,
+    SeparationWarning,
+    find_separation,
+    get_family,
+)
+from .laplace import GlmmProblem, Mode
+from .model import GeneralizedLinearMixedModel
+
+__all__ = ["GlmmFit", "SeparationWarning", "glmer", "scaled_steps"]
+
+HESS_STEP = 1e-3  # pilot central-difference step in (θ, whitened β)
+STEP_FRACTION = 1e-2  # final steps, in units of each coordinate's curvature scale
+
+
+@dataclass(frozen=True)
+class GlmmFit:
+    """What :func:`glmer` produced, the input of :class:`GeneralizedLinearMixedModel`."""
+
+    problem: GlmmProblem
+    mode: Mode  # conditional mode at (θ̂, β̂)
+    opt: OptSummary  # stage 2, in (θ, β)
+    opt_stage1: OptSummary | None  # stage 1 (θ only), None when started from (θ, β)
+    nagq: int
+    hessian: np.ndarray  # of the deviance in (θ, β); all NaN for a separated fit
+    weights_name: str | None = None
+    separation: Separation | None = None  # the direction of infinite estimates, if any
+
+
+def scaled_steps(f: Callable[[np.ndarray], float], x: np.ndarray,
+                 pilot: np.ndarray) -> np.ndarray:
+    """Steps of 1/100 of each coordinate's curvature scale √(2/f″), from pilot differences.
+
+    A fixed step is too coarse for a θ whose SE is small (a slope SD of 0.02)
+    and needlessly fine for one with a large SE.
+    """
+    f0 = f(x)
+    steps = np.empty_like(x)
+    for i, h in enumerate(pilot):
+        e = np.zeros_like(x)
+        e[i] = h
+        curv = (f(x + e) - 2.0 * f0 + f(x - e)) / h**2
+        steps[i] = STEP_FRACTION * np.sqrt(2.0 / curv) if curv > 0 else h
+    return np.clip(steps, 1e-6, 0.1)
+
+
+def _prior_weights(weights: Any, data: pd.DataFrame, frame: pd.DataFrame) -> np.ndarray:
+    """Prior weights for the rows of the model frame (a column name or an array)."""
+    if weights is None:
+        return np.ones(len(frame))
+    if isinstance(weights, str):
+        if weights not in data.columns:
+            raise DataError(f"weights column {weights!r} is not in the data")
+        wt = pd.to_numeric(data.loc[frame.index, weights], errors="coerce").to_numpy(float)
+        label = f"weights column {weights!r}"
+    else:
+        wt = np.asarray(weights, dtype=float).ravel()
+        if wt.size != len(data):
+            raise DataError(f"weights has {wt.size} values for {len(data)} rows of data")
+        wt = wt[data.index.get_indexer(frame.index)]
+        label = "weights"
+    if not np.all(np.isfinite(wt)) or np.any(wt < 0):
+        raise DataError(f"{label} must be finite and non-negative")
+    if not np.any(wt > 0):
+        raise DataError(f"{label} are all zero")
+    return wt
+
+
+def _bool_response_as_float(formula: str, data: pd.DataFrame) -> pd.DataFrame:
+    """A True/False response column becomes 1/0 (the frame stage wants numbers)."""
+    response = parse_formula(formula).response if isinstance(formula, str) else None
+    if response in data.columns and pd.api.types.is_bool_dtype(data[response]):
+        return data.assign(**{response: data[response].astype(float)})
+    return data
+
+
+def _start_array(value: Any, what: str, size: int, names: list[str]) -> np.ndarray:
+    """``value`` as a finite float vector of ``size`` values (``start`` names the argument)."""
+    try:
+        arr = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        raise ArgumentError(f"start {what} must be numbers, got {value!r}") from None
+    if arr.ndim > 1:
+        raise ArgumentError(f"start {what} must be a flat sequence of {size} value(s), got an "
+                            f"array of shape {arr.shape}")
+    if arr.size != size:
+        raise ArgumentError(f"start {what} must have {size} value(s) ({', '.join(names)}), "
+                            f"got {arr.size}")
+    arr = arr.reshape(size)
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ArgumentError(f"start {what} must be finite, got {arr[i]} for {names[i]}")
+    return arr
+
+
+def _start(start: Any, problem: GlmmProblem) -> tuple[np.ndarray, np.ndarray | None]:
+    """Starting θ (and β if given) from ``start``: θ array or {"theta":..., "fixef":...}.
+
+    Raises
+    ------
+    ArgumentError
+        For unknown keys, a wrong length, a non-finite value or a θ below its
+        lower bound (0 for the diagonal of Λ).
+    """
+    design = problem.design
+    theta, beta = design.theta0(), None
+    names = problem.theta_names()
+    if isinstance(start, dict):
+        unknown = sorted(set(map(str, start)) - {"theta", "fixef"})
+        if unknown:
+            raise ArgumentError(f"start has unknown key(s) {unknown}: use 'theta' and 'fixef'")
+        if "theta" in start:
+            theta = _start_array(start["theta"], "theta", design.ntheta, names)
+        if "fixef" in start:
+            beta = _start_array(start["fixef"], "fixef", problem.p, list(design.xnames))
+    elif start is not None:
+        theta = _start_array(start, "theta", design.ntheta, names)
+    lower = design.lower()
+    below = theta < lower
+    if below.any():
+        i = int(np.flatnonzero(below)[0])
+        raise ArgumentError(f"start theta must respect the lower bounds {lower.tolist()} "
+                            f"(0 for a standard-deviation factor): {names[i]} = {theta[i]}")
+    if beta is not None:  # as glm.fit: no valid starting values if the deviance overflows
+        eta = problem.X @ beta
+        if not np.isfinite(problem.family.dev_resid(problem.y, eta, problem.wt).sum()):
+            raise ArgumentError(f"start fixef gives a linear predictor up to "
+                                f"{np.max(np.abs(eta)):.3g} at which the {problem.family.name} "
+                                "deviance is not finite (exp overflows): give smaller values")
+    return theta, beta
+
+
+def _stage1(problem: GlmmProblem, theta0: np.ndarray, beta_glm: np.ndarray,
+            control: GlmerControl):
+    """θ with β inside PIRLS (nAGQ = 0) from the GLM's β: returns the optimum's mode."""
+    beta = [beta_glm]
+
+    def crit(theta: np.ndarray) -> float:
+        val, mode = problem.stage1(theta, beta[0])
+        if mode is not None:
+            beta[0] = mode.beta
+        return val
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        opt = minimize_theta(crit, theta0, problem.design.lower(), control,
+                             ftol_abs=control.stage1_tol, xtol_abs=control.stage1_tol,
+                             restart=False)  # a rough start for stage 2
+    return opt, problem.mode_at_optimum(opt.theta, beta[0], joint=True)
+
+
+@dataclass(frozen=True)
+class Outer:
+    """Stage-2 coordinates x = (θ, δ) with β = β₁ + Mδ, and the deviance in them.
+
+    M = L_X⁻ᵀ from stage 1 makes δ roughly uncorrelated with unit scale.  For a
+    separated fit M is p × (p − 1): δ spans a complement of the separating
+    direction, which stays where β₁ puts it.
+    """
+
+    problem: GlmmProblem
+    beta1: np.ndarray
+    M: np.ndarray
+    nagq: int
+
+    def split(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(θ, β) of x."""
+        nth = self.problem.design.ntheta
+        return x[:nth], self.beta1 + self.M @ x[nth:]
+
+    def to_x(self, theta: np.ndarray, beta: np.ndarray) -> np.ndarray:
+        """x of (θ, β) (least squares if M is not square)."""
+        return np.concatenate([theta, np.linalg.lstsq(self.M, beta - self.beta1, rcond=None)[0]])
+
+    def crit(self, x: np.ndarray, u0: np.ndarray | None = None) -> float:
+        """Approximate deviance at x (PIRLS from ``u0``, default a warm start)."""
+        return self.problem.deviance(*self.split(x), self.nagq, u0=u0)
+
+    @property
+    def lower(self) -> np.ndarray:
+        """Bounds of x: θ's, and none for δ."""
+        return np.concatenate([self.problem.design.lower(), np.full(self.M.shape[1], -np.inf)])
+
+    def jacobian(self) -> np.ndarray:
+        """d(θ, β)/dx, of shape (dim θ + p, dim x)."""
+        nth = self.problem.design.ntheta
+        J = np.zeros((nth + self.problem.p, nth + self.M.shape[1]))
+        J[:nth, :nth] = np.eye(nth)
+        J[nth:, nth:] = self.M
+        return J
+
+
+def _x_scaling(X: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """B with columns scaled so that a unit step moves η by 1 (root mean square)."""
+    rms = np.sqrt(np.mean((X @ B) ** 2, axis=0))
+    return B / np.where(rms > 0, rms, 1.0)
+
+
+def _whitening(problem: GlmmProblem, LX: np.ndarray | None,
+               sep: Separation | None) -> np.ndarray:
+    """M of :class:`Outer`: L_X⁻ᵀ, restricted to a complement of the separating direction.
+
+    Falls back to scaling by the spread of Xβ when L_X is not usable (not
+    finite, singular, or no information left once the direction is removed).
+    """
+    X, p = problem.X, problem.p
+    if sep is None:
+        try:
+            _check_finite(LX)
+            M = np.linalg.inv(LX).T
+            _check_finite(M)
+            return M
+        except (np.linalg.LinAlgError, TypeError, ValueError):
+            return _x_scaling(X, np.eye(p))
+    d = sep.direction / np.linalg.norm(sep.direction)
+    B = np.linalg.svd(np.eye(p) - np.outer(d, d))[0][:, : p - 1]  # orthonormal basis of d⊥
+    if p == 1:
+        return B
+    try:
+        _check_finite(LX)
+        SB = B.T @ LX @ LX.T @ B
+        ev = np.linalg.eigvalsh(SB)
+        if ev[0] <= 1e-10 * ev[-1]:
+            raise np.linalg.LinAlgError("no information left")
+        return B @ np.linalg.inv(np.linalg.cholesky(SB)).T
+    except (np.linalg.LinAlgError, TypeError, ValueError):
+        return _x_scaling(X, B)
+
+
+def _check_finite(a: np.ndarray | None) -> None:
+    if a is None or not np.all(np.isfinite(a)):
+        raise np.linalg.LinAlgError("not finite")
+
+
+def _place_separated(problem: GlmmProblem, sep: Separation, theta: np.ndarray,
+                     beta: np.ndarray, u: np.ndarray | None) -> np.ndarray:
+    """β moved along the separating direction so that min s_i·η_i (separated rows) = 33.7.
+
+    Only the separated observations' η change (the others have x_iᵀd = 0), so
+    the deviance changes by at most ~1e-14 per separated observation.
+    """
+    mode = problem.mode_at_optimum(theta, beta, u)
+    for _ in range(3):  # u follows β only through weights ~1e-15: one pass is enough
+        gap = sep.signs[sep.rows] * mode.eta[sep.rows] - SEPARATED_ETA
+        t = float(np.min(gap / sep.margins(problem.X)))
+        beta = beta - t * sep.direction
+        mode = problem.mode_at_optimum(theta, beta, mode.u)
+        if abs(t) < 1e-8:
+            break
+    return beta
+
+
+def _gradient(f: Callable[[np.ndarray], float], x: np.ndarray, h: np.ndarray) -> np.ndarray:
+    E = np.diag(h)
+    return np.array([(f(x + E[i]) - f(x - E[i])) / (2.0 * h[i]) for i in range(x.size)])
+
+
+def _polish(f: Callable[[np.ndarray], float], x: np.ndarray, H: np.ndarray, h: np.ndarray,
+            lower: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """One Newton step from BOBYQA's optimum on the free coordinates (kept if f drops).
+
+    Returns the point, the central-difference gradient there and f.
+    """
+    f0, g = f(x), _gradient(f, x, h)
+    free = ~(np.isfinite(lower) & (x - lower < BOUNDARY_TOL))
+    dx = np.zeros_like(x)
+    try:
+        dx[free] = -np.linalg.solve(H[np.ix_(free, free)], g[free])
+    except np.linalg.LinAlgError:
+        return x, g, f0
+    x1 = np.maximum(x + dx, lower)
+    f1 = f(x1)
+    if f1 < f0:
+        return x1, _gradient(f, x1, h), f1
+    return x, g, f0
+
+
+def _stage2(outer: Outer, theta1: np.ndarray, sep: Separation | None,
+            control: GlmerControl) -> tuple[OptSummary, Mode, np.ndarray]:
+    """(θ, β) jointly from stage 1: BOBYQA, the Hessian there and a Newton polish.
+
+    Returns the OptSummary in (θ, β), the mode at the optimum and the Hessian
+    of the deviance in (θ, β) (all NaN for a separated fit, where it does not
+    exist in the limit).
+    """
+    problem, nth = outer.problem, theta1.size
+    opt = minimize_theta(outer.crit, np.concatenate([theta1, np.zeros(outer.M.shape[1])]),
+                         outer.lower, control, restart=False)  # polished by Newton below
+    x = opt.theta
+    u_hat = problem.mode_at_optimum(*outer.split(x), np.zeros(problem.nu)).u
+
+    def f(z: np.ndarray) -> float:
+        return outer.crit(z, u0=u_hat)
+
+    pilot = np.concatenate([HESS_STEP * np.maximum(np.abs(x[:nth]), 1e-2),
+                            np.full(x.size - nth, HESS_STEP)])
+    h = scaled_steps(f, x, pilot)
+    Hx = hessian(f, x, h)
+    x, g, fval = _polish(f, x, Hx, h, outer.lower)
+    theta, beta = outer.split(x)
+    J = outer.jacobian()
+    Jinv = np.linalg.inv(J) if J.shape[0] == J.shape[1] else np.linalg.pinv(J)
+    if sep is not None:
+        beta = _place_separated(problem, sep, theta, beta, u_hat)
+        H = np.full((nth + problem.p, nth + problem.p), np.nan)
+    else:
+        H = Jinv.T @ Hx @ Jinv
+    mode = problem.mode_at_optimum(theta, beta, u_hat)
+    fval = problem.laplace(mode) if outer.nagq == 1 else problem.agq(mode, outer.nagq)
+    opt = replace(opt, theta0=np.concatenate([theta1, outer.beta1]),
+                  theta=np.concatenate([theta, beta]), fval=fval, gradient=Jinv.T @ g)
+    return opt, mode, H
+
+
+def _warn_boundary(model: GeneralizedLinearMixedModel, sep: Separation | None) -> None:
+    """glm.fit's warnings: separation (named columns), or fitted values numerically 0 or 1."""
+    fam = model.family
+    if sep is not None:
+        warnings.warn(sep.message(fam, model.nobs), SeparationWarning, stacklevel=3)
+        return
+    at = fam.numerically_boundary(model.fitted.to_numpy()) & (model.fit.problem.wt > 0)
+    if at.any():
+        what = ("fitted probabilities numerically 0 or 1" if fam.name == "binomial"
+                else "fitted means numerically 0")
+        warnings.warn(f"{what} occurred for {int(at.sum())} of {model.nobs} observations; "
+                      "no combination of the fixed effects separates the response, so this "
+                      "comes from very large effects or from random effects that separate "
+                      "groups whose responses are all at a boundary (see model.ranef())",
+                      SeparationWarning, stacklevel=3)
+
+
+def glmer(formula: str, data: Any, family: str | Family, weights: Any = None,
+          nAGQ: int = 1, start: Any = None,
+          control: GlmerControl | None = None) -> GeneralizedLinearMixedModel:
+    """Fit a generalised linear mixed model with lme4's formula syntax.
+
+    Parameters
+    ----------
+    formula : str
+        For example ``"TICKS ~ YEAR + (1 | BROOD)"``; random terms as in
+        :func:`lmmlib.lmer`.
+    data : DataFrame
+        The data.
+    family : {"poisson", "binomial"}
+        Response distribution, with its canonical link (log, logit).  A binomial
+        response is 0/1 (or True/False), or a proportion with the numbers of
+        trials as ``weights`` (R's ``cbind(k, n - k)`` is ``k/n`` with
+        ``weights = n``).
+    weights : str or array-like, optional
+        Prior weights: a column of ``data`` or one value per row.
+    nAGQ : int
+        1: Laplace approximation (lme4's default).  > 1: adaptive Gauss–Hermite
+        quadrature with that many nodes (one scalar random-effects term only).
+    start : array or dict, optional
+        Starting θ, or ``{"theta": ..., "fixef": ...}``; with both, stage 1 is skipped.
+        θ must respect its lower bounds (0 for a standard-deviation factor).
+    control : GlmerControl, optional
+        Optimiser settings, as lme4's ``glmerControl`` (the tolerances of the
+        full optimisation and of its rough first stage, evaluation budget,
+        gradient and boundary checks).
+
+    Returns
+    -------
+    GeneralizedLinearMixedModel
+
+    Raises
+    ------
+    FamilyError
+        For an unknown family.
+    ArgumentError
+        For an nAGQ that is not an integer, or a ``start`` of the wrong length,
+        not finite or below the lower bounds of θ.
+    DataError
+        For a response impossible under the family, bad weights or an nAGQ out
+        of range; :class:`~lmmlib.glmm.laplace.FactorError` (a DataError) if
+        the penalised IRLS cannot be factored at the optimum.
+
+    Warns
+    -----
+    SeparationWarning
+        When the fixed effects separate the response (complete or
+        quasi-complete separation, e.g. a factor level whose responses are all
+        0): the warning names the columns whose estimates diverge; they are
+        reported where the separated fitted values are 10·eps from 0 or 1, the
+        other estimates are those of the limit, and the standard errors fall
+        back to the penalised IRLS approximation.  Also when fitted values are
+        numerically 0 or 1 without separation (as R's glm.fit).
+    SingularFitWarning
+        For a boundary fit.
+
+    Notes
+    -----
+    Formulas are code: formulaic evaluates their terms as Python (as R
+    evaluates formulas), so never pass formulas from untrusted input.
+
+    Examples
+    --------
+    >>> m = glmer("prop ~ period + (1 | herd)", cbpp, "binomial", weights="size")  # doctest: +SKIP
+    """
+    control = as_instance(GlmerControl() if control is None else control, "control",
+                          GlmerControl, "an lmmlib.GlmerControl")
+    fam = get_family(family)
+    data = _bool_response_as_float(formula, as_frame(data))
+    design = build_design(formula, data, residual=False)
+    wt = _prior_weights(weights, data, design.frame)
+    fam.check(design.y, wt, design.formula.response)
+    with blas_threads(1):
+        problem = GlmmProblem(design, fam, wt)
+        nagq = problem.check_nagq(nAGQ)
+        theta0, beta0 = _start(start, problem)
+        beta_glm = problem.glm_start() if beta0 is None else None
+        sep = find_separation(problem.X, problem.y, wt, fam, design.xnames, beta_glm)
+        if beta0 is None:
+            opt1, mode1 = _stage1(problem, theta0, beta_glm, control)
+            theta1, beta1, LX = opt1.theta, mode1.beta, mode1.LX
+        else:
+            opt1, theta1, beta1 = None, theta0, beta0
+            LX = problem.mode_at_optimum(theta1, beta1, joint=True).LX
+        if sep is not None:
+            beta1 = _place_separated(problem, sep, theta1, beta1, None)
+        outer = Outer(problem, beta1, _whitening(problem, LX, sep), nagq)
+        opt, mode, hess = _stage2(outer, theta1, sep, control)
+        fit = GlmmFit(problem, mode, opt, opt1, nagq, hess, weights if isinstance(weights, str)
+                      else None, sep)
+        model = GeneralizedLinearMixedModel(fit)
+    _warn_boundary(model, sep)
+    if model.is_singular:
+        warnings.warn("boundary (singular) fit: a variance component is estimated as zero "
+                      "or a correlation as +-1; see model.varcorr", SingularFitWarning,
+                      stacklevel=2)
+    return model

@@ -1,0 +1,335 @@
+"""The fitted generalised linear mixed model: accessors (lme4 names) and its summary."""
+
+from __future__ import annotations
+
+import html
+import warnings
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import scipy.stats
+
+from ..checks import as_bool, as_count
+from ..engine.design import fixed_rows, newdata_frame
+from ..engine.pls import PLSSolution
+from ..engine.simulate import as_generator, block_draws
+from ..engine.varcomp import varcorr_frame
+from ..errors import ConvergenceWarning
+from ..kinds import GeneralizedMixedFit
+from ..models.criteria import InformationCriteria
+from ..models.display import (
+    correlation_lines,
+    format_number,
+    random_table,
+    random_text,
+    residual_quantiles,
+    status_lines,
+)
+from ..models.effects import RandomEffectsMixin
+from ..models.readonly import cached_copy
+
+if TYPE_CHECKING:
+    from .fit import GlmmFit
+
+__all__ = ["GeneralizedLinearMixedModel", "GlmmSummary"]
+
+
+class GeneralizedLinearMixedModel(GeneralizedMixedFit, RandomEffectsMixin, InformationCriteria):
+    """A GLMM fitted by :func:`lmmlib.glmer`.
+
+    Names follow lme4: ``fixef``, ``se``, ``vcov``, ``theta``, ``varcorr``,
+    ``ranef()``, ``coef()``, ``fitted`` (the means μ), ``predict()``, ``loglik``,
+    ``aic``, ``bic``, ``deviance`` (−2 log L, as the deviance in lme4's summary;
+    lme4's ``deviance()`` function instead returns the sum of squared deviance
+    residuals), ``summary()``.
+    """
+
+    sigma = 1.0  # no scale parameter (as lme4's sigma() for these families)
+    reml = False
+
+    def __init__(self, fit: GlmmFit) -> None:
+        self.fit = fit
+        self.design = fit.problem.design
+        self.family = fit.problem.family
+        self.opt = fit.opt
+        self.nagq = fit.nagq
+        m = fit.mode
+        F = m.factor
+        self._sol = PLSSolution(m.theta, m.beta, m.u, np.nan, F.logdet, np.nan, F.L0, F.T,
+                                F.LR, np.zeros((0, 0)))
+
+    # -- parameters --------------------------------------------------------
+    @property
+    def formula(self) -> str:
+        """The model formula as given."""
+        return self.design.formula.text
+
+    @property
+    def theta(self) -> np.ndarray:
+        """Relative covariance parameters (= SDs of scalar random effects), lme4's order."""
+        return self.fit.mode.theta.copy()
+
+    @property
+    def fixef(self) -> pd.Series:
+        """Fixed-effects estimates β̂ (link scale)."""
+        return pd.Series(self.fit.mode.beta, index=list(self.design.xnames), name="Estimate")
+
+    @property
+    def nobs(self) -> int:
+        """Number of observations."""
+        return self.design.nobs
+
+    @cached_property
+    def _cov_full(self) -> np.ndarray:
+        """2 H⁻¹ over (θ, β); NaN if the Hessian is not positive definite."""
+        H = self.fit.hessian
+        if np.all(np.isfinite(H)) and np.all(np.linalg.eigvalsh(H) > 0):
+            return 2.0 * np.linalg.inv(H)
+        return np.full(H.shape, np.nan)
+
+    @cached_copy
+    def vcov(self) -> pd.DataFrame:
+        """Covariance of β̂: the β block of 2H⁻¹, H the Hessian of the deviance in (θ, β).
+
+        Falls back to :meth:`vcov_pirls` (with a warning) when H is not positive
+        definite, as lme4 does.
+        """
+        nth, names = self.theta.size, list(self.design.xnames)
+        V = self._cov_full[nth:, nth:]
+        if not np.all(np.isfinite(V)):
+            why = ("the fit is separated (some estimates diverge), so the Hessian is not "
+                   "used" if getattr(self.fit, "separation", None) is not None else
+                   "the finite-difference Hessian is not positive definite")
+            warnings.warn(f"{why}; vcov falls back to the penalised IRLS approximation "
+                          "(theta fixed)", ConvergenceWarning, stacklevel=2)
+            return self.vcov_pirls()
+        return pd.DataFrame(V, index=names, columns=names)
+
+    def vcov_pirls(self) -> pd.DataFrame:
+        """(L_X L_Xᵀ)⁻¹ from the penalised IRLS at the optimum (lme4's ``use.hessian=FALSE``)."""
+        LX = self.fit.problem.joint_factor(self.fit.mode)
+        inv = np.linalg.inv(LX)
+        names = list(self.design.xnames)
+        return pd.DataFrame(inv.T @ inv, index=names, columns=names)
+
+    @property
+    def se(self) -> pd.Series:
+        """Standard errors of the fixed effects."""
+        return pd.Series(np.sqrt(np.diag(self.vcov.to_numpy())), index=self.vcov.index,
+                         name="Std. Error")
+
+    def varpar_se(self) -> pd.DataFrame:
+        """θ̂ with standard errors from the same Hessian (2H⁻¹, θ block).
+
+        For a scalar random effect θ is its standard deviation (no residual
+        scale), so this is also the SE of the SD.  Wald intervals on this
+        scale are poor near zero; prefer profile or bootstrap intervals there.
+        """
+        nth = self.theta.size
+        se = np.sqrt(np.diag(self._cov_full)[:nth])
+        return pd.DataFrame({"estimate": self.theta, "se": se},
+                            index=self.fit.problem.theta_names())
+
+    # -- likelihood --------------------------------------------------------
+    @cached_property
+    def deviance(self) -> float:
+        """−2 log L at the optimum (Laplace or AGQ), including all constants."""
+        p = self.fit.problem
+        return p.laplace(self.fit.mode) if self.nagq == 1 else p.agq(self.fit.mode, self.nagq)
+
+    @property
+    def objective(self) -> float:
+        """The criterion minimised: :attr:`deviance`."""
+        return self.deviance
+
+    @property
+    def loglik(self) -> float:
+        """Approximate marginal log-likelihood.
+
+        For ``nAGQ > 1`` this is the full log-likelihood too (comparable with the
+        Laplace fit); lme4 1.1 reports it minus the saturated log-likelihood
+        (lme4 issue #161), available here as :attr:`saturated_loglik`.
+        """
+        return -0.5 * self.deviance
+
+    def deviance_at(self, theta: np.ndarray, beta: np.ndarray, nAGQ: int | None = None) -> float:
+        """The approximate deviance −2 log L at any (θ, β), e.g. to profile by hand.
+
+        ``nAGQ`` defaults to the fit's; nAGQ > 1 needs a single scalar random effect.
+        """
+        nagq = self.fit.problem.check_nagq(self.nagq if nAGQ is None else nAGQ)
+        return self.fit.problem.deviance(np.asarray(theta, float), np.asarray(beta, float),
+                                         nagq, u0=self.fit.mode.u)
+
+    @property
+    def saturated_loglik(self) -> float:
+        """Σ log p(y | μ = y), the log-likelihood of the saturated model."""
+        return self.fit.problem.saturated
+
+    @property
+    def npar(self) -> int:
+        """Number of parameters: θ and β (no scale parameter)."""
+        return self.theta.size + len(self.design.xnames)
+
+    # -- variance components and random effects ----------------------------
+    @property
+    def varcorr(self) -> pd.DataFrame:
+        """Variance components as ``as.data.frame(VarCorr(m))`` (no residual row)."""
+        vc = varcorr_frame(self.theta, 1.0, self.design.reterms)
+        return vc[vc["group"] != "Residual"].reset_index(drop=True)
+
+    # -- fitted values, residuals and prediction -------------------------------
+    @property
+    def linear_predictor(self) -> pd.Series:
+        """η̂ = Xβ̂ + ZΛû."""
+        return pd.Series(self.fit.mode.eta, index=self.design.frame.index, name="eta")
+
+    @property
+    def fitted(self) -> pd.Series:
+        """Fitted means μ̂ (response scale, as lme4's ``fitted``)."""
+        mu = self.family.linkinv(self.fit.mode.eta)
+        return pd.Series(mu, index=self.design.frame.index, name="fitted")
+
+    def residuals(self, type: str = "deviance") -> pd.Series:
+        """Residuals: ``"deviance"`` (lme4's default), ``"pearson"`` or ``"response"``."""
+        y, wt, eta = self.design.y, self.fit.problem.wt, self.fit.mode.eta
+        mu = self.family.linkinv(eta)
+        if type == "deviance":
+            r = np.sign(y - mu) * np.sqrt(np.maximum(self.family.dev_resid(y, eta, wt), 0))
+        elif type == "pearson":
+            r = (y - mu) * np.sqrt(wt / self.family.variance(mu))
+        elif type == "response":
+            r = y - mu
+        else:
+            raise ValueError(f"unknown residual type {type!r}: use 'deviance', 'pearson' "
+                             "or 'response'")
+        return pd.Series(r, index=self.design.frame.index, name="residuals")
+
+    def predict(self, newdata: Any = None, type: str = "link", re: bool = True,
+                allow_new_levels: bool = False) -> pd.Series:
+        """Predictions on the link (default, as lme4) or response scale.
+
+        Parameters
+        ----------
+        newdata : DataFrame, optional
+            Defaults to the data of the fit.
+        type : {"link", "response"}
+            Scale of the predictions.
+        re : bool
+            Include the conditional modes (``False``: population predictions).
+        allow_new_levels : bool
+            Levels not seen in the fit get the population prediction (``True``)
+            or are an error (``False``, lme4's default); a missing grouping
+            value always gives the population prediction.
+
+        Returns
+        -------
+        Series
+        """
+        re = as_bool(re, "re")
+        if type not in ("link", "response"):
+            raise ValueError(f"type must be 'link' or 'response', got {type!r}")
+        mode = self.fit.mode
+        if newdata is None:
+            index = self.design.frame.index
+            eta = mode.eta if re else self.design.X @ mode.beta
+        else:
+            frame = newdata_frame(self.design, newdata)
+            index = frame.index
+            eta = fixed_rows(self.design, frame) @ mode.beta
+            if re:
+                eta = eta + self._zb(frame, known=False, allow_new_levels=allow_new_levels)
+        out = eta if type == "link" else self.family.linkinv(eta)
+        return pd.Series(out, index=index, name="predicted")
+
+    def simulate(self, n: int = 1, rng: np.random.Generator | int | None = None) -> np.ndarray:
+        """Simulate ``n`` responses with new random effects (lme4's default).
+
+        Returns
+        -------
+        ndarray of shape (n, nobs)
+            Counts (poisson) or proportions of the prior weights (binomial).
+        """
+        rng, n = as_generator(rng), as_count(n, "n")
+        eta = np.broadcast_to(self.design.X @ self.fit.mode.beta, (n, self.nobs)).copy()
+        for block in self.design.blocks:
+            eta += block_draws(block, self.theta, 1.0, n, rng)
+        return self.family.sample(self.family.linkinv(eta), self.fit.problem.wt, rng)
+
+    # -- display -------------------------------------------------------------
+    def summary(self) -> GlmmSummary:
+        """lme4-style summary (text, and HTML in notebooks)."""
+        return GlmmSummary(self)
+
+    def __repr__(self) -> str:
+        return str(self.summary())
+
+    def _repr_html_(self) -> str:
+        return self.summary()._repr_html_()
+
+
+class GlmmSummary:
+    """Printable summary of a GLMM in lme4's ``summary(glmer)`` layout."""
+
+    def __init__(self, model: GeneralizedLinearMixedModel) -> None:
+        self.model = model
+        est, se = model.fixef, model.se
+        z = est / se
+        self.fixed = pd.DataFrame({"Estimate": est, "Std. Error": se, "z value": z,
+                                   "Pr(>|z|)": 2.0 * scipy.stats.norm.sf(np.abs(z))})
+        self.random = random_table(model).iloc[:-1]  # no residual row
+
+    def _title(self) -> str:
+        k = self.model.nagq
+        how = ("Laplace Approximation" if k == 1
+               else f"Adaptive Gauss-Hermite Quadrature, nAGQ = {k}")
+        return f"Generalized linear mixed model fit by maximum likelihood ({how})"
+
+    def _header(self) -> list[str]:
+        m = self.model
+        lines = [self._title(), f" Family: {m.family.name}  ( {m.family.link} )",
+                 f"Formula: {m.formula}"]
+        if m.fit.weights_name:
+            lines.append(f"Weights: {m.fit.weights_name}")
+        info = pd.DataFrame([[m.aic, m.bic, m.loglik, m.deviance, m.df_resid]],
+                            columns=["AIC", "BIC", "logLik", "deviance", "df.resid"])
+        lines.append("\n" + info.to_string(index=False, float_format=lambda x: f"{x:.4f}"))
+        return lines
+
+    def _groups_line(self) -> str:
+        groups = ", ".join(f"{k}, {v}" for k, v in self.model.ngroups.items())
+        return f"Number of obs: {self.model.nobs}, groups:  {groups}"
+
+    def _fixed_text(self) -> str:
+        fmt = {c: (lambda x: format_number(x, 5)) for c in ("Estimate", "Std. Error", "z value")}
+        fmt["Pr(>|z|)"] = lambda x: "< 2e-16" if x < 2e-16 else f"{x:.3g}"
+        return self.fixed.to_string(formatters=fmt)
+
+    def __str__(self) -> str:
+        m = self.model
+        lines = self._header() + [
+            "\nScaled residuals:",
+            residual_quantiles(m.residuals("pearson").to_numpy()).to_frame().T.to_string(
+                index=False, float_format=lambda x: f"{x:.4f}"),
+            "\nRandom effects:", random_text(self.random), self._groups_line(),
+            "\nFixed effects:", self._fixed_text()]
+        lines += correlation_lines(m)
+        if m.nagq > 1:
+            lines.append(f"\nlogLik includes the saturated-model constant; lme4 1.1 reports "
+                         f"logLik - ({m.saturated_loglik:.4f}) for nAGQ > 1")
+        lines += status_lines(m)
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        m = self.model
+        head = "<br>".join(html.escape(s.strip()) for s in self._header()[:-1])
+        crit = (f"AIC {m.aic:.4f} · BIC {m.bic:.4f} · logLik {m.loglik:.4f} · "
+                f"deviance {m.deviance:.4f} · df.resid {m.df_resid}")
+        flag = "<p><b>boundary (singular) fit</b></p>" if m.is_singular else ""
+        fmt = {"Variance": format_number, "Std.Dev.": format_number}
+        return (f"<div class='lmmlib-summary'><p>{head}<br>{html.escape(crit)}</p>"
+                f"<p><b>Random effects</b></p>{self.random.to_html(index=False, formatters=fmt)}"
+                f"<p>{html.escape(self._groups_line())}</p><p><b>Fixed effects</b></p>"
+                f"{self.fixed.to_html(float_format=lambda x: format_number(x, 5))}{flag}</div>")

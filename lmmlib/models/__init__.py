@@ -1,0 +1,2 @@
+"""Fitted linear models: ``lm``, ``lmer`` and their model classes, accessors and summaries.
+"""

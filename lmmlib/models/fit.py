@@ -1,0 +1,139 @@
+"""``lmer``: the thin orchestrator over the stages formula → design → PLS → optimise → model."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+
+from ..checks import as_bool, as_instance
+from ..engine.control import LmerControl
+from ..engine.design import Design, build_design
+from ..engine.fitting import fit_theta, start_theta, theta_labels, warm_start
+from ..engine.pls import PLS
+from ..errors import SingularFitWarning
+from .lmm import LinearMixedModel
+
+__all__ = ["fit_design", "lmer", "refit", "start_theta", "theta_labels"]
+
+
+def lmer(formula: str, data: Any, reml: bool = True, *, start: np.ndarray | None = None,
+         control: LmerControl | None = None) -> LinearMixedModel:
+    """Fit a linear mixed model with lme4's formula syntax.
+
+    Parameters
+    ----------
+    formula : str
+        For example ``"Reaction ~ Days + (Days | Subject)"``.  Random terms:
+        ``(1|g)``, ``(x|g)``, ``(1+x|g)``, ``(0+x|g)``, ``(x||g)``, crossed
+        ``(1|a) + (1|b)``, nested ``(1|a/b)`` and ``(1|a:b)``.
+    data : DataFrame
+        The data.  Pandas ``Categorical`` columns keep their category order, the
+        first category being the reference level of treatment contrasts.
+    reml : bool
+        Restricted maximum likelihood (default, as lme4) or maximum likelihood.
+        Must be a real boolean: ``reml="FALSE"`` is an error, not a REML fit.
+    start : array_like, optional
+        Starting θ (default: Λ = I, as lme4): one finite value per element of θ
+        (in lme4's order, see :func:`theta_labels`), at least 0 for the
+        diagonal elements of Λ.
+    control : LmerControl, optional
+        Optimiser settings, as lme4's ``lmerControl`` (tolerances, evaluation
+        budget, restart and gradient checks).
+
+    Returns
+    -------
+    LinearMixedModel
+
+    Raises
+    ------
+    ArgumentError
+        For a ``reml`` that is not a boolean, a ``start`` of the wrong length,
+        not finite or negative where θ is bounded, or a ``control`` that is not
+        an :class:`LmerControl`.
+
+    Notes
+    -----
+    Formulas are code: formulaic evaluates their terms as Python (as R
+    evaluates formulas), so never pass formulas from untrusted input.
+
+    Warns
+    -----
+    SingularFitWarning
+        When the optimum is on the boundary (a variance estimated as zero).
+    DataWarning
+        When rows with missing values or rank-deficient columns are dropped.
+
+    Examples
+    --------
+    >>> m = lmer("weight ~ weeks + (1 | id)", lmmlib.datasets.load("pig"))  # doctest: +SKIP
+    """
+    reml = as_bool(reml, "reml")
+    control = as_instance(LmerControl() if control is None else control, "control",
+                          LmerControl, "an lmmlib.LmerControl")
+    design = build_design(formula, data)
+    theta0 = None if start is None else start_theta(design, start)
+    pls = PLS(design)
+    opt = fit_theta(pls, reml, theta0, control=control)
+    model = LinearMixedModel(design, pls, opt, reml)
+    if model.is_singular:
+        warnings.warn("boundary (singular) fit: a variance component is estimated as zero "
+                      "or a correlation as +-1; see model.varcorr", SingularFitWarning,
+                      stacklevel=2)
+    return model
+
+
+def refit(model: LinearMixedModel, y: np.ndarray) -> LinearMixedModel:
+    """Fit ``model``'s design to a new response, starting from its θ̂.
+
+    The model matrices, grouping structure and the θ-independent cross-products
+    are reused; only those involving y are recomputed.
+
+    Parameters
+    ----------
+    model : LinearMixedModel
+        A fitted model.
+    y : ndarray
+        New response, same length and order as the model's observations.
+
+    Returns
+    -------
+    LinearMixedModel
+
+    Raises
+    ------
+    ArgumentError
+        If ``model`` is not a fit of :func:`lmer`.
+    DataError
+        If ``y`` is not ``model.nobs`` finite numbers.
+    """
+    as_instance(model, "model", LinearMixedModel, "a mixed model fitted by lmmlib.lmer")
+    return model.refit(y)
+
+
+def fit_design(design: Design, reml: bool, start: np.ndarray | None = None) -> LinearMixedModel:
+    """Fit a mixed model to a ready-made design (e.g. one with columns of X removed).
+
+    Parameters
+    ----------
+    design : Design
+        As built by :func:`lmmlib.engine.design.build_design`, possibly modified with
+        ``dataclasses.replace(design, X=..., xnames=...)``.
+    reml : bool
+        REML or ML (a real boolean).
+    start : ndarray, optional
+        Starting θ (a warm start such as another fit's θ̂), checked as lmer's
+        ``start``; bounded components are moved off zero so that the
+        optimiser can move them.
+
+    Returns
+    -------
+    LinearMixedModel
+        Accessors that rebuild X from the formula (``predict(newdata)``) follow
+        the original formula, not the modified X.
+    """
+    reml = as_bool(reml, "reml")
+    pls = PLS(design)
+    opt = fit_theta(pls, reml, None if start is None else warm_start(design, start))
+    return LinearMixedModel(design, pls, opt, reml)

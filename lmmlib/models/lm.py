@@ -1,0 +1,176 @@
+"""``lm``: ordinary least squares with the accessors of a mixed model.
+
+It is the baseline of the course (pooled regression, or one intercept per
+group as the "stratified" fit), and shares names with
+:class:`~lmmlib.models.lmm.LinearMixedModel` so that likelihood-ratio tests and
+AIC tables can mix both kinds of fit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.linalg
+
+from ..checks import as_count
+from ..engine.design import Design, build_design, fixed_rows, newdata_frame
+from ..engine.fitting import response_like
+from ..engine.simulate import as_generator
+from ..engine.threads import blas_threads
+from ..errors import DataError
+from ..kinds import LinearFit
+from .criteria import InformationCriteria
+from .readonly import cached_copy
+
+__all__ = ["LinearModel", "lm"]
+
+
+class LinearModel(LinearFit, InformationCriteria):
+    """A linear model fitted by least squares (R's ``lm``)."""
+
+    reml = False
+
+    def __init__(self, design: Design) -> None:
+        self.design = design
+        q, r = np.linalg.qr(design.X)
+        self._r = r
+        self._beta = scipy.linalg.solve_triangular(r, q.T @ design.y)
+        self._rss = float(np.sum((design.y - design.X @ self._beta) ** 2))
+        if self.nobs <= self.design.X.shape[1]:
+            raise DataError("no residual degrees of freedom")
+
+    @property
+    def formula(self) -> str:
+        """The model formula as given."""
+        return self.design.formula.text
+
+    @property
+    def nobs(self) -> int:
+        """Number of observations used."""
+        return self.design.nobs
+
+    @property
+    def df_resid(self) -> int:
+        """Residual degrees of freedom n − p."""
+        return self.nobs - len(self.design.xnames)
+
+    @property
+    def fixef(self) -> pd.Series:
+        """Least-squares coefficients."""
+        return pd.Series(self._beta, index=list(self.design.xnames), name="Estimate")
+
+    @property
+    def sigma(self) -> float:
+        """Residual standard error √(RSS/(n − p))."""
+        return float(np.sqrt(self._rss / self.df_resid))
+
+    @cached_copy
+    def vcov(self) -> pd.DataFrame:
+        """σ² (X'X)⁻¹."""
+        rinv = np.linalg.inv(self._r)
+        names = list(self.design.xnames)
+        return pd.DataFrame(self.sigma**2 * rinv @ rinv.T, index=names, columns=names)
+
+    @property
+    def se(self) -> pd.Series:
+        """Standard errors of the coefficients."""
+        return pd.Series(np.sqrt(np.diag(self.vcov.to_numpy())), index=self.vcov.index,
+                         name="Std. Error")
+
+    @property
+    def npar(self) -> int:
+        """Coefficients plus σ."""
+        return len(self.design.xnames) + 1
+
+    @property
+    def objective(self) -> float:
+        """Deviance −2 log L at the ML estimate of σ."""
+        n = self.nobs
+        return float(n * (1 + np.log(2 * np.pi * self._rss / n)))
+
+    @property
+    def fitted(self) -> pd.Series:
+        """Fitted values Xβ̂."""
+        return pd.Series(self.design.X @ self._beta, index=self.design.frame.index, name="fitted")
+
+    @property
+    def residuals(self) -> pd.Series:
+        """Response minus fitted values."""
+        return pd.Series(self.design.y - self.fitted.to_numpy(), index=self.fitted.index,
+                         name="residuals")
+
+    def predict(self, newdata: Any = None) -> pd.Series:
+        """Predictions Xβ̂ for new data (default: the fitted values).
+
+        Raises
+        ------
+        DataError
+            When newdata lacks a column, has missing values in one, or has a
+            factor level that the fit did not see.
+        """
+        if newdata is None:
+            return self.fitted.copy()
+        frame = newdata_frame(self.design, newdata)
+        return pd.Series(fixed_rows(self.design, frame) @ self._beta, index=frame.index,
+                         name="predicted")
+
+    def refit(self, y: Any) -> LinearModel:
+        """The same least-squares fit to a new response (same rows and X)."""
+        return LinearModel(replace(self.design, y=response_like(y, self.nobs)))
+
+    def refit_ml(self) -> LinearModel:
+        """The fit itself: least squares is the maximum-likelihood fit."""
+        return self
+
+    def with_design(self, design: Design, reml: bool | None = None,
+                    start: Any = None) -> LinearModel:
+        """Least squares on a modified design (``reml`` and ``start`` do not apply)."""
+        return LinearModel(design)
+
+    def simulate(self, n: int = 1, rng: Any = None) -> np.ndarray:
+        """``n`` responses Xβ̂ + σ̂ε, with σ̂ the residual standard error (R's ``simulate.lm``).
+
+        Returns
+        -------
+        ndarray of shape (n, nobs)
+        """
+        n, rng = as_count(n, "n"), as_generator(rng)
+        mean = self.design.X @ self._beta
+        return mean + self.sigma * rng.standard_normal((n, self.nobs))
+
+    def summary(self) -> Any:
+        """R-style coefficient table."""
+        from .display import LinearSummary
+
+        return LinearSummary(self)
+
+    def __repr__(self) -> str:
+        return str(self.summary())
+
+    def _repr_html_(self) -> str:
+        return self.summary()._repr_html_()
+
+
+def lm(formula: str, data: Any) -> LinearModel:
+    """Fit a linear model by ordinary least squares.
+
+    Parameters
+    ----------
+    formula : str
+        A formula without random terms, e.g. ``"weight ~ weeks"``; categorical
+        columns get treatment contrasts.
+    data : DataFrame
+        The data.
+
+    Returns
+    -------
+    LinearModel
+    """
+    with blas_threads(1):
+        design = build_design(formula, data, require_random=False)
+        if design.formula.is_mixed:
+            raise DataError(f"formula {formula!r} has random terms; use lmmlib.lmer")
+        return LinearModel(design)

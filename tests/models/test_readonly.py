@@ -1,0 +1,69 @@
+"""Fitted models are read-only: writing into what an accessor returns changes nothing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import lmmlib
+from lmmlib.models.readonly import cached_copy
+
+
+@pytest.fixture(scope="module")
+def fits():
+    rng = np.random.default_rng(11)
+    g = np.repeat(np.arange(15), 8)
+    x = rng.normal(size=g.size)
+    y = 1 + x + rng.normal(size=15)[g] + rng.normal(size=g.size)
+    d = pd.DataFrame({"y": y, "x": x, "g": g, "k": rng.poisson(np.exp(0.3 + 0.2 * x))})
+    return {"lmer": lmmlib.lmer("y ~ x + (1|g)", d), "lm": lmmlib.lm("y ~ x", d),
+            "glmer": lmmlib.glmer("k ~ x + (1|g)", d, "poisson")}
+
+
+ACCESSORS = ["fixef", "vcov", "se", "fitted", "residuals", "theta", "varcorr", "ngroups"]
+
+
+def _values(m, name):
+    v = getattr(m, name, None)
+    if v is None or callable(v):
+        return None
+    return np.array(v, dtype=float) if not isinstance(v, pd.DataFrame) else \
+        v.select_dtypes("number").to_numpy(dtype=float, copy=True)
+
+
+@pytest.mark.parametrize("kind", ["lmer", "lm", "glmer"])
+@pytest.mark.parametrize("name", ACCESSORS)
+def test_writing_into_an_accessor_does_not_change_the_model(fits, kind, name):
+    m = fits[kind]
+    before = _values(m, name)
+    if before is None:
+        pytest.skip(f"{kind} has no {name}")
+    got = getattr(m, name)
+    if isinstance(got, pd.DataFrame):
+        for c in got.select_dtypes("number").columns:
+            got[c] = -1.0e6
+    elif isinstance(got, pd.Series):
+        got.iloc[:] = -1.0e6
+    else:
+        np.asarray(got)[...] = -1.0e6
+    np.testing.assert_array_equal(_values(m, name), before)  # bit-identical: nothing changed
+    if name == "fitted" and kind != "glmer":  # residuals still add up (rounding only)
+        np.testing.assert_allclose(m.residuals + m.fitted, m.design.y, rtol=1e-12, atol=1e-12)
+
+
+def test_cached_copy_computes_once():
+    calls = []
+
+    class Fit:
+        @cached_copy
+        def table(self):
+            calls.append(1)
+            return pd.Series([1.0, 2.0])
+
+    f = Fit()
+    table = f.table
+    table.iloc[0] = 9.0
+    assert f.table.tolist() == [1.0, 2.0]
+    assert len(calls) == 1
+
