@@ -174,6 +174,10 @@ def test_bootstrap_lrt(values):
     p = values["boot_p"]
     assert values["boot_se"] == pytest.approx((p * (1 - p) / n) ** 0.5)
     assert values["boot_p"] < values["lrt_p"]
+    # the bootstrap estimates the null tail probability that the 50:50 chi-square
+    # mixture approximates (p 0.0081): within 4 Monte Carlo standard errors of it
+    mc_se = (values["mix_p"] * (1 - values["mix_p"]) / n) ** 0.5
+    assert abs(values["boot_p"] - values["mix_p"]) < 4 * mc_se
 
 
 def test_sensitivity_without_57_and_105(values):

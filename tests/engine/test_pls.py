@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import fitted, fixture_names, lme4_fixture
+from conftest import SAME_OPTIMUM, fitted, fixture_names, lme4_fixture
 
 from lmmlib.engine.pls import PLS, batched_cholesky
 
@@ -67,3 +67,23 @@ def test_refit_with_new_response_reuses_design(pig):
     assert shifted.objective(m.theta) == pytest.approx(m.objective, rel=1e-10)
     # (pytest's default rel 1e-6 for the shifted intercept; seen 5e-16)
     assert shifted.solve(m.theta).beta[0] == pytest.approx(m.fixef.iloc[0] + 100.0)
+
+
+def test_crossed_scalar_factors_take_the_sparse_schur_path(monkeypatch):
+    # penicillin (1|plate) + (1|sample): Z_R'Z_R is diagonal, so the Schur complement of
+    # the remaining factor is written from the coupling's nonzeros only
+    calls = []
+    original = PLS._rest_matrix_sparse
+
+    def spy(self, state, scales):
+        calls.append(self.QR)
+        return original(self, state, scales)
+
+    monkeypatch.setattr(PLS, "_rest_matrix_sparse", spy)
+    m = fitted("penicillin")
+    pls = PLS(m.design)
+    value = pls.objective(m.theta, m.reml)
+    assert calls and calls[-1] == 6  # the 6 levels of sample beyond the 24 plates
+    # and it is the criterion: lme4's tight optimum (fixture penicillin) at SAME_OPTIMUM
+    assert value == pytest.approx(lme4_fixture("penicillin")["objective_tight"],
+                                  **SAME_OPTIMUM)

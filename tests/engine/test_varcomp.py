@@ -21,8 +21,11 @@ def test_round_trip_between_theta_and_covariances():
     # closed form there and back (a product, then LAPACK's Cholesky of a 2x2 with
     # condition ~20): rounding only; 1e-10 relative
     np.testing.assert_allclose(theta_from_covariances(covs, m.sigma), m.theta, rtol=1e-10)
-    sd = np.sqrt(np.diag(covs[0]))
+    # the SDs and the correlation by hand from Σ = σ²ΛΛ' (closed form, 2×2):
+    # sd_1 = σ θ_1, sd_2 = σ √(θ_2² + θ_3²), ρ = θ_2 / √(θ_2² + θ_3²); rounding only
+    t1, t2, t3 = m.theta
+    sd = m.sigma * np.array([t1, np.hypot(t2, t3)])
+    np.testing.assert_allclose(np.sqrt(np.diag(covs[0])), sd, rtol=1e-12)
     vc = m.varcorr
-    # identities of the fit's own numbers (numpy's default rtol 1e-7)
-    np.testing.assert_allclose(vc["sdcor"].iloc[:2], sd)
-    np.testing.assert_allclose(vc["sdcor"].iloc[2], covs[0][0, 1] / sd.prod())
+    np.testing.assert_allclose(vc["sdcor"].iloc[:2], sd, rtol=1e-12)
+    np.testing.assert_allclose(vc["sdcor"].iloc[2], t2 / np.hypot(t2, t3), rtol=1e-12)

@@ -132,3 +132,22 @@ def test_lm_prediction_equals_the_formula(data):
     beta = m.fixef
     expected = beta["(Intercept)"] + beta["x"] * rows.x + beta["f[T.mid]"] * (rows.f == "mid")
     np.testing.assert_allclose(m.predict(rows), expected, rtol=EXACT)
+
+
+@pytest.mark.parametrize("fit", [
+    lambda d: lmmlib.lmer("y ~ x + x2 + (1 | g)", d),
+    lambda d: lmmlib.lm("y ~ x + x2", d),
+    lambda d: lmmlib.glmer("k ~ x + x2 + (1 | g)", d.assign(k=(d.y > d.y.median()) * 1.0),
+                           "binomial"),
+])
+def test_predict_drops_the_rank_deficient_column_as_the_fit_did(data, fit):
+    # x2 = 2x is dropped from the fit (with a warning); new rows must drop it too, so
+    # predictions of the fitted rows equal the fitted linear predictor (rounding only)
+    d = data.assign(x2=2 * data.x)
+    with pytest.warns(lmmlib.DataWarning, match="rank deficient .*x2"):
+        m = fit(d)
+    assert "x2" not in m.fixef.index
+    rows = d.iloc[[0, 13, 40]]
+    expected = (m.linear_predictor if hasattr(m, "linear_predictor") else m.fitted).iloc[
+        [0, 13, 40]]
+    np.testing.assert_allclose(m.predict(rows), expected, rtol=EXACT)
