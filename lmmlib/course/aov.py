@@ -112,10 +112,10 @@ def aov_table(formula: str, data: Any, contrasts: str = "sum") -> pd.DataFrame:
 
     Examples
     --------
-    >>> aov_table("bright ~ operator", lmmlib.datasets.load("pulp"))  # doctest: +SKIP
-               Df  Sum Sq  Mean Sq   F value    Pr(>F)
-    operator    3    1.34 0.446667  4.203922  0.022609
-    Residuals  16    1.70 0.106250       NaN       NaN
+    >>> aov_table("bright ~ operator", lmmlib.datasets.load("pulp"))
+               Df  Sum Sq  Mean Sq  F value    Pr(>F)
+    operator    3    1.34 0.446667  4.20392 0.0226089
+    Residuals  16     1.7  0.10625
     """
     if not isinstance(contrasts, str) or contrasts not in ("sum", "treatment"):
         raise DataError(f"contrasts must be 'sum' or 'treatment', got {describe(contrasts)}")
@@ -218,9 +218,9 @@ def moment_estimator(data: Any, response: str, group: str) -> pd.Series:
 
     Examples
     --------
-    >>> pulp = lmmlib.datasets.load("pulp")  # doctest: +SKIP
-    >>> moment_estimator(pulp, "bright", "operator")["tau2"]  # doctest: +SKIP
-    0.06808333...
+    >>> pulp = lmmlib.datasets.load("pulp")
+    >>> round(float(moment_estimator(pulp, "bright", "operator")["tau2"]), 6)
+    0.068083
     """
     stats, frame = _groups(data, response, group)
     n_i, means = stats["size"].to_numpy(float), stats["mean"].to_numpy()

@@ -216,7 +216,8 @@ def clone_fit(data: pd.DataFrame, K: int, n_chains: int = 3, n_iter: int = 2000,
     --------
     >>> from lmmlib.course.neyman_scott import simulate_oneway
     >>> fit = clone_fit(simulate_oneway(100, 2, rng=1), K=10, rng=2)
-    >>> dc_mle(fit).round(3)  # doctest: +SKIP
+    >>> dc_mle(fit).index.tolist()
+    ['mu', 'sigma2', 'tau2']
     """
     K, n_chains, n_iter, burn, thin = check_run(K, n_chains, n_iter, burn, thin)
     keep_alpha = as_bool(keep_alpha, "keep_alpha")

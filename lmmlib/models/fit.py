@@ -67,7 +67,9 @@ def lmer(formula: str, data: Any, reml: bool = True, *, start: np.ndarray | None
 
     Examples
     --------
-    >>> m = lmer("weight ~ weeks + (1 | id)", lmmlib.datasets.load("pig"))  # doctest: +SKIP
+    >>> m = lmer("weight ~ weeks + (1 | id)", lmmlib.datasets.load("pig"))
+    >>> m.fixef.round(3).tolist()  # lme4: 19.356, 6.210
+    [19.356, 6.21]
     """
     reml = as_bool(reml, "reml")
     control = as_instance(LmerControl() if control is None else control, "control",
