@@ -448,7 +448,18 @@ def glmer(formula: str, data: Any, family: str | Family, weights: Any = None,
 
     Examples
     --------
-    >>> m = glmer("prop ~ period + (1 | herd)", cbpp, "binomial", weights="size")  # doctest: +SKIP
+    Counts with a group effect of SD 0.5 and a slope of 0.3 on the log scale:
+
+    >>> rng = np.random.default_rng(1)
+    >>> d = pd.DataFrame({"g": np.repeat(np.arange(20), 10), "x": rng.normal(size=200)})
+    >>> d["y"] = rng.poisson(np.exp(0.5 + 0.3 * d.x + rng.normal(scale=0.5, size=20)[d.g]))
+    >>> m = glmer("y ~ x + (1 | g)", d, "poisson")
+    >>> m.fixef.round(2).tolist(), m.theta.round(2).tolist()
+    ([0.43, 0.31], [0.47])
+
+    A binomial response as a proportion with the numbers of trials as weights
+    (lme4's ``cbind(k, n - k)``): ``glmer("k / n ~ x + (1 | g)", d, "binomial",
+    weights="n")``.
     """
     control = as_instance(GlmerControl() if control is None else control, "control",
                           GlmerControl, "an lmmlib.GlmerControl")
