@@ -27,7 +27,7 @@ from .errors import ArgumentError
 
 __all__ = ["as_bool", "as_choice", "as_count", "as_float", "as_instance", "as_level",
            "as_n_jobs", "as_names", "as_optional_bool", "as_replicates", "as_seed", "as_start",
-           "as_values", "callable_label", "describe"]
+           "as_values", "callable_label", "describe", "is_seed"]
 
 _SHORT = 60  # longest repr shown in a message
 
@@ -127,7 +127,7 @@ def as_count(value: Any, name: str, minimum: int = 1) -> int:
     return int(value)
 
 
-def as_replicates(value: Any, name: str = "n") -> int:
+def as_replicates(value: Any, name: str = "nsim") -> int:
     """A number of bootstrap replicates: an integer >= 1, not a bool."""
     if _is_bool(value) or not isinstance(value, Integral) or value < 1:
         raise ArgumentError(f"{name}, the number of bootstrap replicates, must be a positive "
@@ -157,6 +157,11 @@ negative integer (-1: all CPUs, -2: all but one...), got 0 (int)
         raise ArgumentError(f"{name} must be None, a positive number of workers or a negative "
                             f"integer (-1: all CPUs, -2: all but one...), got {describe(value)}")
     return int(value)
+
+
+def is_seed(value: Any) -> bool:
+    """Whether ``value`` is an integer seed: a non-negative integer, not a bool."""
+    return not _is_bool(value) and isinstance(value, Integral) and value >= 0
 
 
 def as_seed(value: Any, name: str = "seed") -> int | None:

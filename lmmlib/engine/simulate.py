@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from numbers import Integral
-
 import numpy as np
 
-from ..checks import as_count, describe
+from ..checks import as_count, describe, is_seed
 from ..errors import ArgumentError
 from .pls import PLSSolution
 from .reterms import Block
@@ -14,11 +12,6 @@ from .reterms import Block
 __all__ = ["as_generator", "simulate_responses"]
 
 _SEEDLIKE = (np.random.SeedSequence, np.random.BitGenerator, np.random.RandomState)
-
-
-def _is_seed(value: object) -> bool:
-    return (isinstance(value, Integral) and not isinstance(value, (bool, np.bool_))
-            and value >= 0)
 
 
 def as_generator(rng: np.random.Generator | int | None, name: str = "rng") -> np.random.Generator:
@@ -45,9 +38,9 @@ def as_generator(rng: np.random.Generator | int | None, name: str = "rng") -> np
     """
     if isinstance(rng, np.random.Generator):
         return rng
-    if rng is None or isinstance(rng, _SEEDLIKE) or _is_seed(rng):
+    if rng is None or isinstance(rng, _SEEDLIKE) or is_seed(rng):
         return np.random.default_rng(rng)
-    if isinstance(rng, (list, tuple)) and rng and all(_is_seed(v) for v in rng):
+    if isinstance(rng, (list, tuple)) and rng and all(is_seed(v) for v in rng):
         return np.random.default_rng([int(v) for v in rng])
     raise ArgumentError(f"{name} must be a numpy random Generator, a non-negative integer seed "
                         f"or None, got {describe(rng)}")

@@ -244,18 +244,32 @@ class GeneralizedLinearMixedModel(GeneralizedMixedFit, RandomEffectsMixin, Infor
         out = eta if type == "link" else self.family.linkinv(eta)
         return pd.Series(out, index=index, name="predicted")
 
-    def simulate(self, n: int = 1, rng: np.random.Generator | int | None = None) -> np.ndarray:
-        """Simulate ``n`` responses with new random effects (lme4's default).
+    def simulate(self, nsim: int = 1, rng: np.random.Generator | int | None = None,
+                 use_u: bool = False) -> np.ndarray:
+        """Simulate ``nsim`` responses (lme4's ``simulate``).
+
+        Parameters
+        ----------
+        nsim : int
+            Number of simulated response vectors.
+        rng : Generator or int
+            Random generator or seed (explicit, for reproducibility).
+        use_u : bool
+            ``False``: new random effects for every simulation (lme4's default);
+            ``True``: keep the conditional modes, draw only the responses.
 
         Returns
         -------
-        ndarray of shape (n, nobs)
+        ndarray of shape (nsim, nobs)
             Counts (poisson) or proportions of the prior weights (binomial).
         """
-        rng, n = as_generator(rng), as_count(n, "n")
-        eta = np.broadcast_to(self.design.X @ self.fit.mode.beta, (n, self.nobs)).copy()
-        for block in self.design.blocks:
-            eta += block_draws(block, self.theta, 1.0, n, rng)
+        rng, nsim = as_generator(rng), as_count(nsim, "nsim")
+        if as_bool(use_u, "use_u"):
+            eta = np.broadcast_to(self.fit.mode.eta, (nsim, self.nobs)).copy()
+        else:
+            eta = np.broadcast_to(self.design.X @ self.fit.mode.beta, (nsim, self.nobs)).copy()
+            for block in self.design.blocks:
+                eta += block_draws(block, self.theta, 1.0, nsim, rng)
         return self.family.sample(self.family.linkinv(eta), self.fit.problem.wt, rng)
 
     # -- display -------------------------------------------------------------

@@ -7,8 +7,11 @@ fit (percentile intervals, standard errors of BLUPs...).
 
 Reproducibility: the replicates are cut into chunks of fixed size
 (:data:`CHUNK`, whatever ``n_jobs``), chunk ``i`` draws from the ``i``-th child
-of ``numpy.random.SeedSequence(seed)`` and runs with one BLAS thread, so results
-are bit-identical for any ``n_jobs`` or joblib backend.
+of ``numpy.random.SeedSequence(root)`` and runs with one BLAS thread, so results
+are bit-identical for any ``n_jobs`` or joblib backend.  The root is the ``rng``
+argument when it is an integer seed, 63 bits drawn from it when it is a
+``numpy.random.Generator`` (which it advances), fresh OS entropy when it is
+``None``; results record it as ``seed``, and ``rng=result.seed`` reproduces them.
 
 Parallelism: chunks are dispatched with :mod:`joblib` — ``n_jobs=2`` for local
 processes; inside ``joblib.parallel_config(backend="dask")`` with a
@@ -44,7 +47,9 @@ from ..checks import (
     as_values,
     callable_label,
     describe,
+    is_seed,
 )
+from ..engine.simulate import as_generator
 from ..engine.threads import blas_threads
 from ..errors import ArgumentError, LmmlibError, LmmlibWarning
 from ..kinds import LinearFit, LinearMixedFit
@@ -62,13 +67,21 @@ ZERO_TOL = 1e-8
 
 
 # -- chunked, reproducible execution -----------------------------------------------
-def root_seed(seed: int | None) -> int:
-    """The seed itself, or fresh entropy from the OS (to be recorded) when ``seed`` is None.
+def root_seed(rng: np.random.Generator | int | None) -> int:
+    """The root seed of the replicate streams, recorded in results as ``seed``.
 
-    Raises :class:`~lmmlib.errors.ArgumentError` unless ``seed`` is ``None`` or a
-    non-negative integer (a bool is not a seed).
+    An integer seed is the root itself; ``None`` gives fresh entropy from the
+    OS; a ``numpy.random.Generator`` (or anything else
+    :func:`lmmlib.engine.simulate.as_generator` accepts) gives 63 bits drawn
+    from it, so the same generator state gives the same root.  Passing the
+    returned root as ``rng`` reproduces the replicates.
+
+    Raises :class:`~lmmlib.errors.ArgumentError` for anything else (floats,
+    strings, booleans, negative integers).
     """
-    return int(np.random.SeedSequence(as_seed(seed)).entropy)
+    if rng is None or is_seed(rng):
+        return int(np.random.SeedSequence(as_seed(rng, "rng")).entropy)
+    return int(as_generator(rng).integers(0, 2**63))
 
 
 def _show_progress(progress: bool | None) -> bool:
@@ -76,19 +89,19 @@ def _show_progress(progress: bool | None) -> bool:
     return sys.stderr.isatty() if progress is None else progress
 
 
-def run_chunks(task: Callable[[int, np.random.SeedSequence], Any], n: int, seed: int,
+def run_chunks(task: Callable[[int, np.random.SeedSequence], Any], nsim: int, seed: int,
                n_jobs: int | None = None, progress: bool | None = None,
                desc: str = "bootstrap") -> list:
-    """Run ``task(size, seed_sequence)`` on the fixed-size chunks of ``n`` replicates.
+    """Run ``task(size, seed_sequence)`` on the fixed-size chunks of ``nsim`` replicates.
 
     ``task`` must be picklable; ``n_jobs=None`` uses joblib's active setting (1
     outside a ``parallel_config`` context); ``progress=None`` shows a tqdm bar
     only when stderr is a terminal.  Returns the chunk results in chunk order.
     """
     n_jobs = as_n_jobs(n_jobs)
-    plan = chunk_streams(n, seed)
+    plan = chunk_streams(nsim, seed)
     results = []
-    with tqdm(total=n, desc=desc, disable=not _show_progress(progress)) as bar:
+    with tqdm(total=nsim, desc=desc, disable=not _show_progress(progress)) as bar:
         jobs = Parallel(n_jobs=n_jobs, return_as="generator")(
             delayed(task)(size, ss) for size, ss in plan)
         for (size, _), res in zip(plan, jobs, strict=True):
@@ -97,13 +110,13 @@ def run_chunks(task: Callable[[int, np.random.SeedSequence], Any], n: int, seed:
     return results
 
 
-def chunk_streams(n: int, seed: int) -> list[tuple[int, np.random.SeedSequence]]:
+def chunk_streams(nsim: int, seed: int) -> list[tuple[int, np.random.SeedSequence]]:
     """The (size, SeedSequence) of every chunk, as :func:`run_chunks` hands them out."""
-    sizes = [min(CHUNK, n - start) for start in range(0, n, CHUNK)]
+    sizes = [min(CHUNK, nsim - start) for start in range(0, nsim, CHUNK)]
     return list(zip(sizes, np.random.SeedSequence(seed).spawn(len(sizes)), strict=True))
 
 
-#: ``n`` as an int if it is a valid number of replicates (see :func:`lmmlib.checks.as_replicates`).
+#: ``nsim`` as an int if it is a valid number of replicates (:func:`lmmlib.checks.as_replicates`).
 check_replicates = as_replicates
 _FITS = (LinearMixedFit, LinearFit)
 
@@ -121,10 +134,7 @@ def simulate_fit(model, size: int, rng: np.random.Generator, use_u: bool = False
     For an ``lm`` fit the draws are Xβ̂ + σ̂ε with σ̂ the residual standard error
     √(RSS/(n − p)), as R's ``simulate.lm``.
     """
-    use_u = as_bool(use_u, "use_u")
-    if isinstance(model, LinearFit):
-        return model.simulate(size, rng)
-    return model.simulate(size, rng, use_u=use_u)
+    return model.simulate(size, rng, use_u=as_bool(use_u, "use_u"))
 
 
 def refit_fit(model, y: np.ndarray):
@@ -144,15 +154,18 @@ class BootstrapLRT:
     df : int
         Difference in the number of parameters (for the naive χ² p-value).
     statistics : ndarray
-        The ``n`` statistics simulated under the null (optimiser noise below 0 set to 0).
-    n, seed : int
-        Number of replicates and root seed (the same seed gives the same statistics).
+        The ``nsim`` statistics simulated under the null (optimiser noise below 0 set to 0).
+    nsim : int
+        Number of replicates.
+    seed : int
+        Root seed of the replicate streams (see :func:`root_seed`): ``rng=seed``
+        gives the same statistics, whatever ``rng`` was given.
     """
 
     observed: float
     df: int
     statistics: np.ndarray
-    n: int
+    nsim: int
     seed: int
 
     @property
@@ -162,27 +175,27 @@ class BootstrapLRT:
 
     @property
     def p_value(self) -> float:
-        """Bootstrap p-value (1 + #{T* ≥ T}) / (1 + n).
+        """Bootstrap p-value (1 + #{T* ≥ T}) / (1 + nsim).
 
         The observed data count as one draw from the null, which keeps the test
-        at its level for any n (Davison & Hinkley 1997, eq. 4.11; pbkrtest's
-        ``p.PB.all`` up to ties).  The plain proportion #{T* ≥ T}/n, the
+        at its level for any nsim (Davison & Hinkley 1997, eq. 4.11; pbkrtest's
+        ``p.PB.all`` up to ties).  The plain proportion #{T* ≥ T}/nsim, the
         course's ``mean(lrtstat > T)``, is :attr:`p_proportion`.  Unlike
         pbkrtest's ``p.PB``, zero statistics are not discarded: they are
         genuine draws of the null distribution.
         """
-        return (1 + self.n_extreme) / (1 + self.n)
+        return (1 + self.n_extreme) / (1 + self.nsim)
 
     @property
     def p_proportion(self) -> float:
-        """The plain proportion #{T* ≥ T}/n of bootstrap statistics reaching T."""
-        return self.n_extreme / self.n
+        """The plain proportion #{T* ≥ T}/nsim of bootstrap statistics reaching T."""
+        return self.n_extreme / self.nsim
 
     @property
     def mc_se(self) -> float:
-        """Monte Carlo standard error √(p(1 − p)/n) of :attr:`p_value`."""
+        """Monte Carlo standard error √(p(1 − p)/nsim) of :attr:`p_value`."""
         p = self.p_value
-        return float(np.sqrt(p * (1 - p) / self.n))
+        return float(np.sqrt(p * (1 - p) / self.nsim))
 
     @property
     def p_chisq(self) -> float:
@@ -196,11 +209,12 @@ class BootstrapLRT:
 
     def __repr__(self) -> str:
         return "\n".join([
-            f"Parametric bootstrap LRT ({self.n} simulations from the null fit, seed {self.seed})",
+            f"Parametric bootstrap LRT ({self.nsim} simulations from the null fit, "
+            f"seed {self.seed})",
             f"  LRT = {self.observed:.4f} on {self.df} df;  naive chi-square p = "
             f"{self.p_chisq:.4g}",
             f"  bootstrap p = {self.p_value:.4f}  (MC s.e. {self.mc_se:.4f}; "
-            f"{self.n_extreme}/{self.n} simulated LRT >= observed, "
+            f"{self.n_extreme}/{self.nsim} simulated LRT >= observed, "
             f"proportion {self.p_proportion:.4f})",
             f"  {100 * self.share_zero:.1f}% of simulated statistics are 0 (boundary fits)",
         ])
@@ -213,7 +227,7 @@ def _lrt_chunk(null, alt, batch: bool, size: int, ss: np.random.SeedSequence) ->
         return refit_deviances(null, Y, batch) - refit_deviances(alt, Y, batch)
 
 
-def bootstrap_lrt(null, alt, n: int = 1000, seed: int | None = None,
+def bootstrap_lrt(null, alt, nsim: int = 1000, rng: np.random.Generator | int | None = None,
                   n_jobs: int | None = None, progress: bool | None = None,
                   batch: bool | None = None) -> BootstrapLRT:
     """Parametric bootstrap likelihood-ratio test of ``null`` within ``alt``.
@@ -227,10 +241,12 @@ def bootstrap_lrt(null, alt, n: int = 1000, seed: int | None = None,
         The smaller model (an ``lm`` fit is fine).
     alt : LinearMixedModel or LinearModel
         The larger model, fitted to the same response.
-    n : int
+    nsim : int
         Number of bootstrap replicates.
-    seed : int, optional
-        Root seed; ``None`` draws one (stored in the result).
+    rng : int or Generator, optional
+        Integer seed or ``numpy.random.Generator`` (advanced by one draw) for the
+        root of the replicate streams; ``None`` draws fresh entropy.  The root
+        is stored as ``result.seed``.
     n_jobs : int, optional
         joblib workers for the one-by-one refits (``None``: joblib's active
         setting, 1 by default; ``-1``: all CPUs); ignored by the vectorised path.
@@ -249,7 +265,7 @@ def bootstrap_lrt(null, alt, n: int = 1000, seed: int | None = None,
     ------
     ArgumentError
         If ``null`` or ``alt`` is not an ``lm`` or ``lmer`` fit, or an option
-        has the wrong type or value (``n=2.5``, ``n_jobs=0``, ``batch="yes"``).
+        has the wrong type or value (``nsim=2.5``, ``n_jobs=0``, ``batch="yes"``).
 
     Warns
     -----
@@ -257,7 +273,7 @@ def bootstrap_lrt(null, alt, n: int = 1000, seed: int | None = None,
         When a REML fit is refitted by ML for the test.
     """
     null, alt = check_fit(null, "null"), check_fit(alt, "alt")
-    n, seed = check_replicates(n), root_seed(seed)
+    nsim, seed = check_replicates(nsim), root_seed(rng)
     n_jobs = as_n_jobs(n_jobs)
     progress = as_optional_bool(progress, "progress")
     batch = as_optional_bool(batch, "batch")
@@ -271,15 +287,15 @@ def bootstrap_lrt(null, alt, n: int = 1000, seed: int | None = None,
     if fast and batch is not False:
         with blas_threads(1):
             Y = np.vstack([simulate_fit(null, size, np.random.default_rng(ss))
-                           for size, ss in chunk_streams(n, seed)])
+                           for size, ss in chunk_streams(nsim, seed)])
             raw = refit_deviances(null, Y, True) - refit_deviances(alt, Y, True)
     else:
         task = partial(_lrt_chunk, null, alt, batch is not False)
-        raw = np.concatenate(run_chunks(task, n, seed, n_jobs, progress, "bootstrap LRT"))
+        raw = np.concatenate(run_chunks(task, nsim, seed, n_jobs, progress, "bootstrap LRT"))
     if raw.min() < -1e-4:
         warnings.warn(f"{np.sum(raw < -1e-4)} bootstrap LRT statistics are negative (down to "
                       f"{raw.min():.3g}): are the models nested?", LmmlibWarning, stacklevel=2)
-    return BootstrapLRT(observed, df, np.maximum(raw, 0.0), n, seed)
+    return BootstrapLRT(observed, df, np.maximum(raw, 0.0), nsim, seed)
 
 
 # -- any statistic -------------------------------------------------------------------
@@ -328,8 +344,11 @@ class BootstrapResult:
     replicates : DataFrame
         One row per bootstrap refit (NaN if it failed), one column per component,
         the values as the statistic returned them.
-    n, seed : int
-        Number of replicates and root seed (the same seed gives the same replicates).
+    nsim : int
+        Number of replicates.
+    seed : int
+        Root seed of the replicate streams (see :func:`root_seed`): ``rng=seed``
+        gives the same replicates, whatever ``rng`` was given.
     use_u : bool
         Whether responses were simulated conditionally on the BLUPs.
 
@@ -342,7 +361,7 @@ class BootstrapResult:
 
     observed: pd.Series
     replicates: pd.DataFrame
-    n: int
+    nsim: int
     seed: int
     use_u: bool = False
 
@@ -378,7 +397,7 @@ class BootstrapResult:
 
     def __repr__(self) -> str:
         kind = "conditional on the BLUPs" if self.use_u else "new random effects"
-        head = f"Parametric bootstrap ({self.n} refits, {kind}, seed {self.seed})"
+        head = f"Parametric bootstrap ({self.nsim} refits, {kind}, seed {self.seed})"
         return f"{head}\n{self.summary().to_string(float_format=lambda v: f'{v:.5g}')}"
 
 
@@ -398,7 +417,8 @@ def _observed(model, stat: Callable) -> pd.Series:
     return pd.Series(values, index=_names(stat, value), name="observed")
 
 
-def bootstrap(model, stat: Callable[[Any], Any], n: int = 1000, seed: int | None = None,
+def bootstrap(model, stat: Callable[[Any], Any], nsim: int = 1000,
+              rng: np.random.Generator | int | None = None,
               n_jobs: int | None = None, progress: bool | None = None,
               use_u: bool = False) -> BootstrapResult:
     """Parametric bootstrap of any statistic of a fitted model.
@@ -412,10 +432,12 @@ def bootstrap(model, stat: Callable[[Any], Any], n: int = 1000, seed: int | None
         components) of numbers, e.g. ``lambda m: m.fixef`` or
         ``lambda m: m.ranef_arrays()["id"].iloc[:, 0]``; finite on ``model``
         and of the same length on every refit.
-    n : int
+    nsim : int
         Number of replicates.
-    seed : int, optional
-        Root seed; ``None`` draws one (stored in the result).
+    rng : int or Generator, optional
+        Integer seed or ``numpy.random.Generator`` (advanced by one draw) for the
+        root of the replicate streams; ``None`` draws fresh entropy.  The root
+        is stored as ``result.seed``.
     n_jobs : int, optional
         joblib workers (``None``: joblib's active setting, 1 by default;
         ``-1``: all CPUs).
@@ -446,27 +468,27 @@ def bootstrap(model, stat: Callable[[Any], Any], n: int = 1000, seed: int | None
         them as returned and ``se``, ``bias`` and ``ci`` leave them out.
     """
     model = check_fit(model)
-    n, seed = check_replicates(n), root_seed(seed)
+    nsim, seed = check_replicates(nsim), root_seed(rng)
     n_jobs = as_n_jobs(n_jobs)
     progress = as_optional_bool(progress, "progress")
     use_u = as_bool(use_u, "use_u")
     observed = _observed(model, stat)
     task = partial(_stat_chunk, model, stat, use_u, observed.size)
-    chunks = run_chunks(task, n, seed, n_jobs, progress, "bootstrap")
+    chunks = run_chunks(task, nsim, seed, n_jobs, progress, "bootstrap")
     rows = np.vstack([c[0] for c in chunks])
     failed = int(np.concatenate([c[1] for c in chunks]).sum())
-    if failed == n:
+    if failed == nsim:
         raise LmmlibError("all bootstrap refits failed")
     if failed:
-        warnings.warn(f"{failed} of {n} bootstrap refits failed; their rows are NaN and left "
+        warnings.warn(f"{failed} of {nsim} bootstrap refits failed; their rows are NaN and left "
                       "out of se and ci", LmmlibWarning, stacklevel=2)
     nonfinite = int((~np.isfinite(rows)).any(axis=1).sum()) - failed
     if nonfinite:
         warnings.warn(f"{callable_label(stat)} returned NaN or infinite values on {nonfinite} "
-                      f"of {n} bootstrap refits; they are left out of se, bias and ci",
+                      f"of {nsim} bootstrap refits; they are left out of se, bias and ci",
                       LmmlibWarning, stacklevel=2)
     replicates = pd.DataFrame(rows, columns=observed.index)
-    return BootstrapResult(observed, replicates, n, seed, use_u)
+    return BootstrapResult(observed, replicates, nsim, seed, use_u)
 
 
 def percentile_interval(draws: np.ndarray, level: float) -> np.ndarray:

@@ -132,12 +132,12 @@ def _chunk(model: LinearMixedFit, target: _Target, use_u: bool, size: int,
         return np.vstack([_predict(model.refit(y), target) for y in Y]) + noise
 
 
-def _batched(model: LinearMixedFit, target: _Target, use_u: bool, n: int,
+def _batched(model: LinearMixedFit, target: _Target, use_u: bool, nsim: int,
              seed: int) -> np.ndarray:
     """All bootstrap predictions at once for a single scalar random effect."""
     Ys, noises = [], []
     with blas_threads(1):
-        for size, ss in chunk_streams(n, seed):
+        for size, ss in chunk_streams(nsim, seed):
             rng = np.random.default_rng(ss)
             Ys.append(model.simulate(size, rng, use_u=use_u))
             noises.append(_noise(target, size, rng))
@@ -157,7 +157,8 @@ def _batched(model: LinearMixedFit, target: _Target, use_u: bool, n: int,
 
 
 def prediction_interval(model: LinearMixedFit, newdata: Any = None, group: Any = None,
-                        n: int = 1000, seed: int | None = None, level: float = 0.95,
+                        nsim: int = 1000, rng: np.random.Generator | int | None = None,
+                        level: float = 0.95,
                         n_jobs: int | None = None, progress: bool | None = None,
                         use_u: bool = True, batch: bool | None = None) -> pd.DataFrame:
     """Parametric bootstrap prediction interval for a new observation.
@@ -175,10 +176,13 @@ def prediction_interval(model: LinearMixedFit, newdata: Any = None, group: Any =
         grouping factor.  A level (for a model with one grouping factor) or a
         dict ``{factor: level}``: that known group, whose BLUP is re-estimated
         in every replicate; factors left out are new groups.
-    n : int
+    nsim : int
         Number of bootstrap replicates.
-    seed : int, optional
-        Root seed; ``None`` draws one (stored in ``result.attrs["seed"]``).
+    rng : int or Generator, optional
+        Integer seed or ``numpy.random.Generator`` (advanced by one draw) for the
+        root of the replicate streams (see
+        :func:`lmmlib.inference.bootstrap.root_seed`); ``None`` draws fresh
+        entropy.  The root is stored in ``result.attrs["seed"]``.
     level : float
         Coverage of the interval.
     n_jobs : int, optional
@@ -199,20 +203,20 @@ def prediction_interval(model: LinearMixedFit, newdata: Any = None, group: Any =
     -------
     DataFrame
         Columns ``fit`` (x'β̂, plus z'b̂ of known groups), ``lower`` and
-        ``upper``, indexed as ``newdata``; ``attrs`` records ``n``, ``seed``,
+        ``upper``, indexed as ``newdata``; ``attrs`` records ``nsim``, ``seed``,
         ``level``, ``use_u`` and ``group``.
 
     Raises
     ------
     ArgumentError
         If ``model`` is not an ``lmer`` fit, or an option has the wrong type
-        or value (``n=2.5``, ``level=95``, ``n_jobs=0``, ``use_u="yes"``...).
+        or value (``nsim=2.5``, ``level=95``, ``n_jobs=0``, ``use_u="yes"``...).
     DataError
         For ``newdata`` without rows or a ``group`` the model does not know.
     """
     as_instance(model, "model", LinearMixedFit,
                 "a mixed model fitted by lmmlib.lmer (prediction_interval needs random effects)")
-    n, seed = check_replicates(n), root_seed(seed)
+    nsim, seed = check_replicates(nsim), root_seed(rng)
     level = as_level(level)
     n_jobs = as_n_jobs(n_jobs)
     progress = as_optional_bool(progress, "progress")
@@ -222,12 +226,13 @@ def prediction_interval(model: LinearMixedFit, newdata: Any = None, group: Any =
     if batch and not supports_batch(model):
         raise LmmlibError(f"batch=True needs a single scalar random effect ({model.formula!r})")
     if supports_batch(model) and batch is not False:
-        draws = _batched(model, target, use_u, n, seed)
+        draws = _batched(model, target, use_u, nsim, seed)
     else:
         task = partial(_chunk, model, target, use_u)
-        draws = np.vstack(run_chunks(task, n, seed, n_jobs, progress, "prediction interval"))
+        draws = np.vstack(run_chunks(task, nsim, seed, n_jobs, progress,
+                                     "prediction interval"))
     lower, upper = percentile_interval(draws, level)
     out = pd.DataFrame({"fit": _predict(model, target), "lower": lower, "upper": upper},
                        index=index)
-    out.attrs.update(n=n, seed=seed, level=level, use_u=use_u, group=group)
+    out.attrs.update(nsim=nsim, seed=seed, level=level, use_u=use_u, group=group)
     return out

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import scipy.linalg
 
-from ..checks import as_count
+from ..checks import as_bool, as_count
 from ..engine.design import Design, build_design, fixed_rows, newdata_frame
 from ..engine.fitting import response_like
 from ..engine.simulate import as_generator
@@ -130,16 +130,20 @@ class LinearModel(LinearFit, InformationCriteria):
         """Least squares on a modified design (``reml`` and ``start`` do not apply)."""
         return LinearModel(design)
 
-    def simulate(self, n: int = 1, rng: Any = None) -> np.ndarray:
-        """``n`` responses Xβ̂ + σ̂ε, with σ̂ the residual standard error (R's ``simulate.lm``).
+    def simulate(self, nsim: int = 1, rng: Any = None, use_u: bool = False) -> np.ndarray:
+        """``nsim`` responses Xβ̂ + σ̂ε, σ̂ the residual standard error (R's ``simulate.lm``).
+
+        ``rng`` is a seed or a ``numpy.random.Generator``; ``use_u`` is accepted
+        for parity with the mixed models and changes nothing (no random effects).
 
         Returns
         -------
-        ndarray of shape (n, nobs)
+        ndarray of shape (nsim, nobs)
         """
-        n, rng = as_count(n, "n"), as_generator(rng)
+        nsim, rng = as_count(nsim, "nsim"), as_generator(rng)
+        as_bool(use_u, "use_u")
         mean = self.design.X @ self._beta
-        return mean + self.sigma * rng.standard_normal((n, self.nobs))
+        return mean + self.sigma * rng.standard_normal((nsim, self.nobs))
 
     def summary(self) -> Any:
         """R-style coefficient table."""

@@ -180,13 +180,13 @@ class LinearMixedModel(LinearMixedFit, RandomEffectsMixin, InformationCriteria):
         return pd.Series(eta, index=frame.index, name="predicted")
 
     # -- simulation and refitting -------------------------------------------
-    def simulate(self, n: int = 1, rng: np.random.Generator | int | None = None,
+    def simulate(self, nsim: int = 1, rng: np.random.Generator | int | None = None,
                  use_u: bool = False) -> np.ndarray:
-        """Simulate ``n`` responses from the fitted model.
+        """Simulate ``nsim`` responses from the fitted model (lme4's ``simulate``).
 
         Parameters
         ----------
-        n : int
+        nsim : int
             Number of simulated response vectors.
         rng : Generator or int
             Random generator or seed (explicit, for reproducibility).
@@ -196,12 +196,12 @@ class LinearMixedModel(LinearMixedFit, RandomEffectsMixin, InformationCriteria):
 
         Returns
         -------
-        ndarray of shape (n, nobs)
+        ndarray of shape (nsim, nobs)
         """
-        n = as_count(n, "n")
+        nsim = as_count(nsim, "nsim")
         cond = self.fitted.to_numpy() if as_bool(use_u, "use_u") else None
         return simulate_responses(self.design.X, self.design.blocks, self._sol, self.sigma,
-                                  n, as_generator(rng), cond)
+                                  nsim, as_generator(rng), cond)
 
     def refit(self, y: np.ndarray) -> LinearMixedModel:
         """Fit the same model to a new response (design reused, warm-started at θ̂).

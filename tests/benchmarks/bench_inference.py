@@ -66,7 +66,7 @@ def rlrt_rows() -> list[str]:
         null = lmmlib.lm(null_formula, data)
         lrt = 2 * (ml.loglik - null.loglik)
         mixture = lmmlib.chisq_mixture_pvalue(lrt, 1)
-        boot = bootstrap_lrt(null, ml, n=1000, seed=1, progress=False)
+        boot = bootstrap_lrt(null, ml, nsim=1000, rng=1, progress=False)
         rows.append(f"| {label} | {seconds * 1e3:.1f} | {test.statistic:.4f} | "
                     f"{test.p_value:.4f} | {lrt:.4f} | {mixture:.4g} | {boot.p_value:.4f} |")
     return rows
@@ -77,12 +77,12 @@ def bootstrap_rows() -> list[str]:
     pulp = load("pulp")
     null = lmmlib.lm("bright ~ 1", pulp)
     alt = lmmlib.lmer("bright ~ 1 + (1 | operator)", pulp, reml=False)
-    fast = best_of(lambda: bootstrap_lrt(null, alt, n=1000, seed=1, progress=False))
-    loop = best_of(lambda: bootstrap_lrt(null, alt, n=1000, seed=1, progress=False,
+    fast = best_of(lambda: bootstrap_lrt(null, alt, nsim=1000, rng=1, progress=False))
+    loop = best_of(lambda: bootstrap_lrt(null, alt, nsim=1000, rng=1, progress=False,
                                          batch=False), 2)
     groups = pulp["operator"].astype(str).to_numpy()
     per = best_of(lambda: statsmodels_lrt_loop(null, pulp, groups, 20, 1), 2) / 20
-    result = bootstrap_lrt(null, alt, n=1000, seed=1, progress=False)
+    result = bootstrap_lrt(null, alt, nsim=1000, rng=1, progress=False)
     return [
         f"| lmmlib, vectorised refits | {fast:.3f} | 1 | {result.p_value:.4f} | "
         f"{result.share_zero:.3f} |",

@@ -21,10 +21,10 @@ def fits():
 
 
 @pytest.mark.parametrize("kind", ["lmer", "glmer"])
-@pytest.mark.parametrize("n", [2.5, "3", True, 0])
-def test_simulate_counts_are_whole_numbers(fits, kind, n):
-    with pytest.raises(lmmlib.ArgumentError, match="n must be an integer"):
-        fits[kind].simulate(n, rng=1)
+@pytest.mark.parametrize("nsim", [2.5, "3", True, 0])
+def test_simulate_counts_are_whole_numbers(fits, kind, nsim):
+    with pytest.raises(lmmlib.ArgumentError, match="^nsim must be an integer"):
+        fits[kind].simulate(nsim, rng=1)
 
 
 @pytest.mark.parametrize("kind", ["lmer", "glmer"])

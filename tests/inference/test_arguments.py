@@ -71,13 +71,13 @@ BOOLEANS = {  # "function option": (call with the option set to v, whether None 
     "lmer reml": (lambda c, v: lmmlib.lmer(PULP, c.pulp, reml=v), False),
     "anova refit": (lambda c, v: lmmlib.anova(c.lm, c.m, refit=v), False),
     "anova boundary_warning": (lambda c, v: lmmlib.anova(c.lm, c.m, boundary_warning=v), False),
-    "bootstrap use_u": (lambda c, v: bootstrap(c.m, sigma, n=2, seed=1, use_u=v), False),
-    "bootstrap progress": (lambda c, v: bootstrap(c.m, sigma, n=2, seed=1, progress=v), True),
+    "bootstrap use_u": (lambda c, v: bootstrap(c.m, sigma, nsim=2, rng=1, use_u=v), False),
+    "bootstrap progress": (lambda c, v: bootstrap(c.m, sigma, nsim=2, rng=1, progress=v), True),
     "bootstrap_lrt progress": (lambda c, v: bootstrap_lrt(c.lm, c.ml, 2, 1, progress=v), True),
     "bootstrap_lrt batch": (lambda c, v: bootstrap_lrt(c.lm, c.ml, 2, 1, batch=v), True),
-    "prediction_interval use_u": (lambda c, v: prediction_interval(c.m, n=2, use_u=v), False),
-    "prediction_interval batch": (lambda c, v: prediction_interval(c.m, n=2, batch=v), True),
-    "prediction_interval progress": (lambda c, v: prediction_interval(c.m, n=2, progress=v),
+    "prediction_interval use_u": (lambda c, v: prediction_interval(c.m, nsim=2, use_u=v), False),
+    "prediction_interval batch": (lambda c, v: prediction_interval(c.m, nsim=2, batch=v), True),
+    "prediction_interval progress": (lambda c, v: prediction_interval(c.m, nsim=2, progress=v),
                                      True),
     "confint progress": (lambda c, v: confint(c.m, method="wald", progress=v), True),
     "effective_df fixed": (lambda c, v: effective_df(c.m, fixed=v), False),
@@ -107,8 +107,8 @@ def test_numpy_booleans_give_the_same_results(c):
     assert ml_np.reml is False and ml_np.objective == ml.objective
     np.testing.assert_array_equal(ml_np.theta, ml.theta)
     assert lmmlib.lmer(PULP, c.pulp, reml=np.True_).objective == pytest.approx(c.m.objective)
-    a = bootstrap(c.m, sigma, n=3, seed=2, use_u=np.True_, progress=None)
-    b = bootstrap(c.m, sigma, n=3, seed=2, use_u=True, progress=np.False_)
+    a = bootstrap(c.m, sigma, nsim=3, rng=2, use_u=np.True_, progress=None)
+    b = bootstrap(c.m, sigma, nsim=3, rng=2, use_u=True, progress=np.False_)
     assert a.use_u is True and a.replicates.equals(b.replicates)
     assert effective_df(c.m, fixed=np.False_) == effective_df(c.m)
     assert as_optional_bool(None, "progress") is None
@@ -168,9 +168,9 @@ def test_optimiser_start_and_tolerances(c, call, match):
 # -- 3. n_jobs -----------------------------------------------------------------------
 @pytest.mark.parametrize("value", [0, 1.5, "2", True, np.float64(2.0)])
 @pytest.mark.parametrize("call", [
-    lambda c, v: bootstrap(c.m, sigma, n=2, seed=1, n_jobs=v),
-    lambda c, v: bootstrap_lrt(c.lm, c.ml, n=2, seed=1, n_jobs=v),
-    lambda c, v: prediction_interval(c.m, n=2, seed=1, n_jobs=v),
+    lambda c, v: bootstrap(c.m, sigma, nsim=2, rng=1, n_jobs=v),
+    lambda c, v: bootstrap_lrt(c.lm, c.ml, nsim=2, rng=1, n_jobs=v),
+    lambda c, v: prediction_interval(c.m, nsim=2, rng=1, n_jobs=v),
 ], ids=["bootstrap", "bootstrap_lrt", "prediction_interval"])
 def test_n_jobs_is_none_or_a_nonzero_integer(c, call, value):
     with pytest.raises(ArgumentError, match=r"^n_jobs must be None, a positive number of "
@@ -179,18 +179,18 @@ def test_n_jobs_is_none_or_a_nonzero_integer(c, call, value):
 
 
 def test_valid_n_jobs_give_identical_results(c):
-    ref = bootstrap(c.m, sigma, n=4, seed=3)
+    ref = bootstrap(c.m, sigma, nsim=4, rng=3)
     for n_jobs in (None, 1, np.int64(1)):
-        assert bootstrap(c.m, sigma, n=4, seed=3, n_jobs=n_jobs).replicates.equals(ref.replicates)
+        assert bootstrap(c.m, sigma, nsim=4, rng=3, n_jobs=n_jobs).replicates.equals(ref.replicates)
     assert as_n_jobs(-1) == -1 and as_n_jobs(-2) == -2 and as_n_jobs(None) is None
 
 
 # -- 4. numbers of replicates, seeds and generators ------------------------------------
 @pytest.mark.parametrize("value", [2.5, "100", True, 0, -3, None, 10.0])
 @table([
-    ("bootstrap", lambda c, v: bootstrap(c.m, sigma, n=v), "^n, the number of bootstrap replica"),
-    ("bootstrap_lrt", lambda c, v: bootstrap_lrt(c.lm, c.ml, n=v, seed=1), "^n, the number"),
-    ("prediction_interval", lambda c, v: prediction_interval(c.m, n=v, seed=1), "^n, the numb"),
+    ("bootstrap", lambda c, v: bootstrap(c.m, sigma, nsim=v), "^nsim, the number of bootstrap"),
+    ("bootstrap_lrt", lambda c, v: bootstrap_lrt(c.lm, c.ml, nsim=v, rng=1), "^nsim, the number"),
+    ("prediction_interval", lambda c, v: prediction_interval(c.m, nsim=v, rng=1), "^nsim, the num"),
     ("exact_rlrt", lambda c, v: exact_rlrt(c.m, nsim=v, rng=1), "^nsim must be an integer >= 1"),
     ("confint", lambda c, v: confint(c.m, method="boot", nsim=v, rng=1), "^nsim must be an"),
     ("clone_fit K", lambda c, v: clone_fit(c.oneway, **{**CLONE, "K": v}), "^K must be an int"),
@@ -205,9 +205,9 @@ def test_counts(c, call, match, value):
 
 @pytest.mark.parametrize("value", [True, -1, 1.5, "1"])
 @table([
-    ("bootstrap", lambda c, v: bootstrap(c.m, sigma, n=2, seed=v), "^seed must be a non-neg"),
-    ("bootstrap_lrt", lambda c, v: bootstrap_lrt(c.lm, c.ml, n=2, seed=v), "^seed must be"),
-    ("prediction_interval", lambda c, v: prediction_interval(c.m, n=2, seed=v), "^seed must"),
+    ("bootstrap", lambda c, v: bootstrap(c.m, sigma, nsim=2, rng=v), "^rng must be a numpy random"),
+    ("bootstrap_lrt", lambda c, v: bootstrap_lrt(c.lm, c.ml, nsim=2, rng=v), "^rng must be a"),
+    ("prediction_interval", lambda c, v: prediction_interval(c.m, nsim=2, rng=v), "^rng must"),
     ("exact_rlrt", lambda c, v: exact_rlrt(c.m, nsim=10, rng=v), "^rng must be a numpy random"),
     ("confint", lambda c, v: confint(c.m, method="boot", nsim=2, rng=v), "^rng must be a nump"),
     ("clone_fit", lambda c, v: clone_fit(c.oneway, **{**CLONE, "rng": v}), "^rng must be a nu"),
@@ -236,8 +236,8 @@ def test_every_generator_form_numpy_accepts_still_works(c):
     np.testing.assert_array_equal(r1.null_sample, r2.null_sample)
     pd.testing.assert_frame_equal(confint(c.m, method="boot", nsim=3, rng=np.random.default_rng(7)),
                                   confint(c.m, method="boot", nsim=3, rng=7))
-    a = bootstrap(c.m, sigma, n=np.int64(3), seed=np.int64(4))
-    assert a.n == 3 and a.replicates.equals(bootstrap(c.m, sigma, n=3, seed=4).replicates)
+    a = bootstrap(c.m, sigma, nsim=np.int64(3), rng=np.int64(4))
+    assert a.nsim == 3 and a.replicates.equals(bootstrap(c.m, sigma, nsim=3, rng=4).replicates)
     assert as_count(np.int32(5), "n") == 5
 
 
@@ -261,7 +261,7 @@ def named_none(fit):
 ])
 def test_bad_statistics_on_the_fitted_model(c, stat, match):
     with pytest.raises(ArgumentError, match=match):
-        bootstrap(c.m, stat, n=2, seed=1)
+        bootstrap(c.m, stat, nsim=2, rng=1)
     with pytest.raises(ArgumentError, match=match):
         lmmlib.bootstrap(c.m, stat, 2, 1)  # the callable module
 
@@ -276,7 +276,7 @@ def test_bad_statistics_on_a_refit(c, on_refit, match):
         return fit.sigma if fit is c.m else on_refit(fit)
 
     with pytest.raises(ArgumentError, match=match):
-        bootstrap(c.m, statistic, n=3, seed=1)
+        bootstrap(c.m, statistic, nsim=3, rng=1)
 
 
 def test_non_finite_replicates_are_counted_and_left_out(c):
@@ -288,7 +288,7 @@ def test_non_finite_replicates_are_counted_and_left_out(c):
 
     with pytest.warns(lmmlib.LmmlibWarning,
                       match=r"stat 'log_sd' returned NaN or infinite values on 2 of 6"):
-        res = bootstrap(c.m, log_sd, n=6, seed=3)
+        res = bootstrap(c.m, log_sd, nsim=6, rng=3)
     col = res.replicates.iloc[:, 0]
     assert col.isna().sum() == 1 and np.isneginf(col).sum() == 1  # kept as returned
     finite = col[np.isfinite(col)]
@@ -298,12 +298,12 @@ def test_non_finite_replicates_are_counted_and_left_out(c):
 
 
 def test_valid_statistics_still_work(c):
-    ref = bootstrap(c.m, sigma, n=3, seed=1)
+    ref = bootstrap(c.m, sigma, nsim=3, rng=1)
     for stat in (lambda f: np.float64(f.sigma), lambda f: [f.sigma], lambda f: np.array([f.sigma]),
                  lambda f: pd.Series({"s": f.sigma})):
-        res = bootstrap(c.m, stat, n=3, seed=1)
+        res = bootstrap(c.m, stat, nsim=3, rng=1)
         np.testing.assert_array_equal(res.replicates.to_numpy(), ref.replicates.to_numpy())
-    assert list(bootstrap(c.m, lambda f: f.is_singular, n=2, seed=1).observed) == [0.0]
+    assert list(bootstrap(c.m, lambda f: f.is_singular, nsim=2, rng=1).observed) == [0.0]
 
 
 # -- 6. things that are not fitted models ---------------------------------------------
@@ -340,7 +340,7 @@ def test_anova_lists_and_names(c, call, match):
 LMER_ONLY = [  # (id, call on a bad model, the message's start)
     ("exact_rlrt m", lambda c, b: exact_rlrt(b, nsim=10, rng=1), "m must be a mixed model"),
     ("exact_rlrt mA", lambda c, b: exact_rlrt(c.m, nsim=10, rng=1, mA=b, m0=c.m), "mA must be"),
-    ("prediction_interval", lambda c, b: prediction_interval(b, n=2, seed=1), "model must be a"),
+    ("prediction_interval", lambda c, b: prediction_interval(b, nsim=2, rng=1), "model must be a"),
     ("confint", lambda c, b: confint(b), "model must be a mixed model fitted by lmmlib.lmer"),
     ("profile", lambda c, b: profile(b), "model must be a mixed model fitted by lmmlib.lmer"),
     ("zeta_at", lambda c, b: zeta_at(b, ".sigma", [1.0]), "model must be a mixed model"),
@@ -352,9 +352,9 @@ LMER_ONLY = [  # (id, call on a bad model, the message's start)
     ("refit", lambda c, b: refit(b, np.zeros(20)), "model must be a mixed model"),
 ]
 LMER_OR_LM = [
-    ("bootstrap_lrt null", lambda c, b: bootstrap_lrt(b, c.m, n=2, seed=1), "null must be a fit"),
-    ("bootstrap_lrt alt", lambda c, b: bootstrap_lrt(c.lm, b, n=2, seed=1), "alt must be a fit"),
-    ("bootstrap", lambda c, b: bootstrap(b, sigma, n=2, seed=1), "model must be a fit of lmmlib"),
+    ("bootstrap_lrt null", lambda c, b: bootstrap_lrt(b, c.m, nsim=2, rng=1), "null must be a fit"),
+    ("bootstrap_lrt alt", lambda c, b: bootstrap_lrt(c.lm, b, nsim=2, rng=1), "alt must be a fit"),
+    ("bootstrap", lambda c, b: bootstrap(b, sigma, nsim=2, rng=1), "model must be a fit of lmmlib"),
     ("drop_level_screen", lambda c, b: drop_level_screen(b, "operator"), "model must be a fit"),
 ]
 KINDS = ["str", "DataFrame", "None", "statsmodels", "lm", "glmer"]
@@ -388,8 +388,8 @@ def test_valid_models_give_the_same_tables(c):
 @pytest.mark.parametrize("level", [1.5, 0, 1, -0.1, 95, "0.95", True, None, np.nan])
 @pytest.mark.parametrize("call", [
     lambda c, v: confint(c.m, method="wald", level=v),
-    lambda c, v: prediction_interval(c.m, n=2, seed=1, level=v),
-    lambda c, v: bootstrap(c.m, sigma, n=2, seed=1).ci(v),
+    lambda c, v: prediction_interval(c.m, nsim=2, rng=1, level=v),
+    lambda c, v: bootstrap(c.m, sigma, nsim=2, rng=1).ci(v),
     lambda c, v: percent_labels(v),
     lambda c, v: dc_predict(clone_fit(c.oneway, **CLONE), level=v),
 ], ids=["confint", "prediction_interval", "BootstrapResult.ci", "percent_labels", "dc_predict"])

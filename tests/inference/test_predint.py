@@ -48,7 +48,7 @@ def _close(limits, reference, tol) -> None:
 ])
 def test_pulp_course_intervals(mmod, group, r_ref, course, fit, sd):
     n = 4000
-    res = prediction_interval(mmod, group=group, n=n, seed=2002)
+    res = prediction_interval(mmod, group=group, nsim=n, rng=2002)
     # 60.4 is the grand mean (exact, rounding only); 60.27806 adds operator a's BLUP,
     # printed to 5 decimals and moved by the optimiser's spread of that BLUP (7.6e-6)
     spread = 0.0 if group is None else optimum_spread("pulp_reml", "condval", 0)
@@ -62,17 +62,17 @@ def test_pulp_course_intervals(mmod, group, r_ref, course, fit, sd):
 
 def test_new_random_effects_in_the_simulation(mmod):
     n = 4000
-    res = prediction_interval(mmod, n=n, seed=2002, use_u=False)
+    res = prediction_interval(mmod, nsim=n, rng=2002, use_u=False)
     sd = 0.443  # adds the variance of the intercept, 0.1494^2 (course notes)
     _close(res[["lower", "upper"]].iloc[0], R_NEW_FRESH_U,
            3 * np.hypot(_limit_se(n, sd), _limit_se(20000, sd)))
-    assert res.attrs["use_u"] is False and res.attrs["n"] == n
+    assert res.attrs["use_u"] is False and res.attrs["nsim"] == n
 
 
 @pytest.mark.parametrize("group", [None, "a"])
 def test_vectorised_path_equals_refit_loop(mmod, group):
-    fast = prediction_interval(mmod, group=group, n=CHUNK + 5, seed=8)
-    loop = prediction_interval(mmod, group=group, n=CHUNK + 5, seed=8, batch=False)
+    fast = prediction_interval(mmod, group=group, nsim=CHUNK + 5, rng=8)
+    loop = prediction_interval(mmod, group=group, nsim=CHUNK + 5, rng=8, batch=False)
     # same simulated responses and draws; batch_refit finds the exact optimum, each
     # refit() one within OPT_GAP of it, so every simulated prediction (β̂ plus a BLUP)
     # moves by at most SAME_OPTIMUM_SE of its standard error (< σ), and so do the
@@ -86,8 +86,8 @@ def test_covariates_and_known_level_blups_in_the_vectorised_path(pig):
     m = lmmlib.lmer("weight ~ weeks + (1 | id)", pig)
     new = pd.DataFrame({"weeks": [1, 9]}, index=["first", "last"])
     for group in (None, 7):  # id labels are strings; 7 finds "7"
-        fast = prediction_interval(m, new, group=group, n=CHUNK + 5, seed=4)
-        loop = prediction_interval(m, new, group=group, n=CHUNK + 5, seed=4, batch=False)
+        fast = prediction_interval(m, new, group=group, nsim=CHUNK + 5, rng=4)
+        loop = prediction_interval(m, new, group=group, nsim=CHUNK + 5, rng=4, batch=False)
         # as above: SAME_OPTIMUM_SE of the residual SD
         np.testing.assert_allclose(fast.to_numpy(), loop.to_numpy(),
                                    atol=SAME_OPTIMUM_SE * m.sigma)
@@ -98,13 +98,13 @@ def test_covariates_and_known_level_blups_in_the_vectorised_path(pig):
 
 
 def test_same_seed_same_interval(mmod):
-    a = prediction_interval(mmod, n=300, seed=5)
-    b = prediction_interval(mmod, n=300, seed=5)
-    c = prediction_interval(mmod, n=300, seed=6)
+    a = prediction_interval(mmod, nsim=300, rng=5)
+    b = prediction_interval(mmod, nsim=300, rng=5)
+    c = prediction_interval(mmod, nsim=300, rng=6)
     pd.testing.assert_frame_equal(a, b)
     assert not a.equals(c)
-    assert a.attrs == {"n": 300, "seed": 5, "level": 0.95, "use_u": True, "group": None}
-    narrow = prediction_interval(mmod, n=300, seed=5, level=0.5)
+    assert a.attrs == {"nsim": 300, "seed": 5, "level": 0.95, "use_u": True, "group": None}
+    narrow = prediction_interval(mmod, nsim=300, rng=5, level=0.5)
     assert narrow["lower"].iloc[0] > a["lower"].iloc[0]
     assert narrow["upper"].iloc[0] < a["upper"].iloc[0]
 
@@ -113,7 +113,7 @@ def test_random_slopes_refit_one_by_one():
     m = fitted("sleepstudy_reml")
     fx = lme4_fixture("sleepstudy_reml")
     new = pd.DataFrame({"Days": [0, 9]})
-    res = prediction_interval(m, new, group="308", n=12, seed=1)
+    res = prediction_interval(m, new, group="308", nsim=12, rng=1)
     # lme4 fixture: fixef + ranef of Subject 308 at Days 0 and 9
     b0, b1 = fx["beta"]["values"]
     re = {r["term"]: r["condval"] for r in fx["ranef"] if r["grp"] == "308"}
@@ -128,20 +128,29 @@ def test_random_slopes_refit_one_by_one():
 
 def test_crossed_factors_take_a_dict():
     m = fitted("penicillin")
-    res = prediction_interval(m, group={"plate": "a"}, n=6, seed=1)
+    res = prediction_interval(m, group={"plate": "a"}, nsim=6, rng=1)
     assert res.shape == (1, 3)
     with pytest.raises(lmmlib.DataError, match="give group as a dict"):
-        prediction_interval(m, group="a", n=6, seed=1)
+        prediction_interval(m, group="a", nsim=6, rng=1)
     with pytest.raises(lmmlib.DataError, match="not grouping factors"):
-        prediction_interval(m, group={"plates": "a"}, n=6, seed=1)
+        prediction_interval(m, group={"plates": "a"}, nsim=6, rng=1)
 
 
 def test_bad_requests_are_errors(mmod, pulp):
     with pytest.raises(lmmlib.DataError, match="level 'z' of 'operator'"):
-        prediction_interval(mmod, group="z", n=5, seed=1)
+        prediction_interval(mmod, group="z", nsim=5, rng=1)
     with pytest.raises(lmmlib.LmmlibError, match="mixed model"):
-        prediction_interval(lmmlib.lm("bright ~ 1", pulp), n=5, seed=1)
+        prediction_interval(lmmlib.lm("bright ~ 1", pulp), nsim=5, rng=1)
     with pytest.raises(lmmlib.LmmlibError, match="level must be"):
-        prediction_interval(mmod, n=5, seed=1, level=95)
+        prediction_interval(mmod, nsim=5, rng=1, level=95)
     with pytest.raises(lmmlib.DataError, match="no rows"):
-        prediction_interval(mmod, pd.DataFrame({"x": []}), n=5, seed=1)
+        prediction_interval(mmod, pd.DataFrame({"x": []}), nsim=5, rng=1)
+
+
+def test_rng_generator_and_its_recorded_root_agree(mmod):
+    a = prediction_interval(mmod, nsim=CHUNK + 5, rng=np.random.default_rng(21), batch=False,
+                            n_jobs=2)
+    assert a.attrs["seed"] == int(np.random.default_rng(21).integers(0, 2**63))
+    b = prediction_interval(mmod, nsim=CHUNK + 5, rng=a.attrs["seed"], batch=False, n_jobs=1)
+    pd.testing.assert_frame_equal(a, b)
+    assert b.attrs["nsim"] == CHUNK + 5
