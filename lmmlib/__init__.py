@@ -3,15 +3,17 @@
 Fitting: :func:`lmer` (lme4-style mixed models), :func:`glmer` (Poisson and
 binomial GLMMs), :func:`lm` (ordinary least squares).  Inference:
 :func:`anova`, :func:`exact_rlrt`, :func:`bootstrap_lrt`, :func:`bootstrap`,
-:func:`prediction_interval`, Satterthwaite t-tests (``coef_table``),
-profile likelihood and ``confint``, :func:`varpar_se`.  Textbook side:
+:func:`prediction_interval`, :func:`batch_refit`, Satterthwaite t-tests
+(``coef_table``), profile likelihood and ``confint``, :func:`varpar_se`,
+:func:`hessian` (central differences).  Textbook side:
 :func:`gls`, :func:`marginal_covariance`, :func:`blup`, :func:`icc`,
-:func:`shrinkage`, :func:`effective_df`, :func:`moment_estimator`.  Data:
+:func:`shrinkage`, :func:`effective_df`, :func:`moment_estimator`,
+:func:`aov_table`, :func:`group_effects`.  Data:
 :mod:`lmmlib.datasets`; plots: :mod:`lmmlib.plots` (imported on demand); data
 cloning: :mod:`lmmlib.course.cloning`; the Neyman–Scott problem: :mod:`lmmlib.course.neyman_scott`.
 """
 
-from .course.aov import aov_table, moment_estimator
+from .course.aov import aov_table, group_effects, moment_estimator
 from .course.gls import blup, gls, marginal_covariance
 from .course.icc import icc
 from .course.shrinkage import effective_df, shrinkage, stratified_fit
@@ -34,7 +36,7 @@ from .glmm.model import GeneralizedLinearMixedModel
 from .inference.anova import aic_table, anova, chisq_mixture_pvalue, drop_level_screen
 from .inference.batch import batch_refit
 from .inference.bootstrap import BootstrapLRT, BootstrapResult, bootstrap, bootstrap_lrt
-from .inference.hessian import varpar_se
+from .inference.hessian import hessian, varpar_se
 from .inference.predint import prediction_interval
 from .inference.rlrt import RLRTResult, exact_rlrt
 from .models.fit import lmer
@@ -90,6 +92,8 @@ __all__ = [
     "exact_rlrt",
     "glmer",
     "gls",
+    "group_effects",
+    "hessian",
     "icc",
     "lm",
     "lmer",

@@ -20,7 +20,7 @@ from ..checks import as_start
 from ..errors import ConvergenceWarning
 from .control import LmerControl
 
-__all__ = ["OptSummary", "minimize_theta", "finite_gradient"]
+__all__ = ["OptSummary", "finite_gradient", "minimize_theta", "optinfo"]
 
 BOUNDARY_TOL = LmerControl.boundary_tol  # lme4's isSingular tolerance
 
@@ -60,6 +60,17 @@ class OptSummary:
     boundary: tuple[int, ...]
     message: str
     settings: dict = field(default_factory=dict)
+
+
+def optinfo(opt: OptSummary) -> dict:
+    """An :class:`OptSummary` as a new dict with lme4's ``optinfo`` names.
+
+    ``optimizer``, ``feval``, ``val`` (the criterion at the optimum), ``conv``
+    (converged), ``message``, ``boundary`` and ``theta0`` (the start).
+    """
+    return {"optimizer": opt.algorithm, "feval": int(opt.feval), "val": float(opt.fval),
+            "conv": bool(opt.converged), "message": opt.message,
+            "boundary": tuple(opt.boundary), "theta0": np.array(opt.theta0, dtype=float)}
 
 
 def finite_gradient(f: Callable[[np.ndarray], float], x: np.ndarray, lower: np.ndarray,

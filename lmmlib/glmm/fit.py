@@ -42,6 +42,7 @@ import pandas as pd
 from ..checks import as_instance
 from ..engine.control import GlmerControl
 from ..engine.design import build_design
+from ..engine.fitting import response_like
 from ..engine.formula import parse_formula
 from ..engine.frame import as_frame
 from ..engine.optimize import BOUNDARY_TOL, OptSummary, minimize_theta
@@ -77,6 +78,30 @@ class GlmmFit:
     hessian: np.ndarray  # of the deviance in (θ, β); all NaN for a separated fit
     weights_name: str | None = None
     separation: Separation | None = None  # the direction of infinite estimates, if any
+    control: GlmerControl | None = None  # the settings of the fit, reused by refit
+
+    def refit(self, y: Any) -> GeneralizedLinearMixedModel:
+        """The model fitted to a new response ``y``, started from this fit's (θ̂, β̂).
+
+        Same design, family, prior weights, nAGQ and control; the first stage
+        (θ only) is skipped, as with ``glmer(start={"theta": ..., "fixef": ...})``.
+        """
+        p = self.problem
+        design = replace(p.design, y=response_like(y, p.design.nobs))
+        p.family.check(design.y, p.wt, design.formula.response)
+        control = GlmerControl() if self.control is None else self.control
+        with blas_threads(1):
+            problem = GlmmProblem(design, p.family, p.wt)
+            theta1, beta1 = self.mode.theta.copy(), self.mode.beta.copy()
+            sep = find_separation(problem.X, problem.y, p.wt, p.family, design.xnames, None)
+            LX = problem.mode_at_optimum(theta1, beta1, joint=True).LX
+            if sep is not None:
+                beta1 = _place_separated(problem, sep, theta1, beta1, None)
+            outer = Outer(problem, beta1, _whitening(problem, LX, sep), self.nagq)
+            opt, mode, hess = _stage2(outer, theta1, sep, control)
+            fit = GlmmFit(problem, mode, opt, None, self.nagq, hess, self.weights_name, sep,
+                          control)
+            return GeneralizedLinearMixedModel(fit)
 
 
 def scaled_steps(f: Callable[[np.ndarray], float], x: np.ndarray,
@@ -485,7 +510,7 @@ def glmer(formula: str, data: Any, family: str | Family, weights: Any = None,
         outer = Outer(problem, beta1, _whitening(problem, LX, sep), nagq)
         opt, mode, hess = _stage2(outer, theta1, sep, control)
         fit = GlmmFit(problem, mode, opt, opt1, nagq, hess, weights if isinstance(weights, str)
-                      else None, sep)
+                      else None, sep, control)
         model = GeneralizedLinearMixedModel(fit)
     _warn_boundary(model, sep)
     if model.is_singular:

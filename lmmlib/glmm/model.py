@@ -11,13 +11,16 @@ import numpy as np
 import pandas as pd
 import scipy.stats
 
-from ..checks import as_bool, as_count
+from ..checks import as_bool, as_choice, as_count, as_level
 from ..engine.design import fixed_rows, newdata_frame
+from ..engine.optimize import optinfo
 from ..engine.pls import PLSSolution
 from ..engine.simulate import as_generator, block_draws
 from ..engine.varcomp import varcorr_frame
 from ..errors import ConvergenceWarning
+from ..inference.confint import percent_labels
 from ..kinds import GeneralizedMixedFit
+from ..models.accessors import DataAccessors
 from ..models.criteria import InformationCriteria
 from ..models.display import (
     correlation_lines,
@@ -36,11 +39,14 @@ if TYPE_CHECKING:
 __all__ = ["GeneralizedLinearMixedModel", "GlmmSummary"]
 
 
-class GeneralizedLinearMixedModel(GeneralizedMixedFit, RandomEffectsMixin, InformationCriteria):
+class GeneralizedLinearMixedModel(GeneralizedMixedFit, RandomEffectsMixin, InformationCriteria,
+                                  DataAccessors):
     """A GLMM fitted by :func:`lmmlib.glmer`.
 
     Names follow lme4: ``fixef``, ``se``, ``vcov``, ``theta``, ``varcorr``,
-    ``ranef()``, ``coef()``, ``fitted`` (the means μ), ``predict()``, ``loglik``,
+    ``ranef()``, ``coef()``, ``fitted`` (the means μ), ``residuals`` (deviance
+    residuals), ``resid(type)``, ``predict()``, ``simulate()``, ``refit()``,
+    ``confint(method="wald")``, ``varpar_se()``, ``optinfo``, ``loglik``,
     ``aic``, ``bic``, ``deviance`` (−2 log L, as the deviance in lme4's summary;
     lme4's ``deviance()`` function instead returns the sum of squared deviance
     residuals), ``summary()``.
@@ -192,8 +198,24 @@ class GeneralizedLinearMixedModel(GeneralizedMixedFit, RandomEffectsMixin, Infor
         mu = self.family.linkinv(self.fit.mode.eta)
         return pd.Series(mu, index=self.design.frame.index, name="fitted")
 
-    def residuals(self, type: str = "deviance") -> pd.Series:
-        """Residuals: ``"deviance"`` (lme4's default), ``"pearson"`` or ``"response"``."""
+    @property
+    def residuals(self) -> pd.Series:
+        """Deviance residuals (lme4's default ``residuals(m)``); others by :meth:`resid`."""
+        return self.resid("deviance")
+
+    def resid(self, type: str = "deviance") -> pd.Series:
+        """Residuals (lme4's ``residuals(m, type)``).
+
+        ``"deviance"`` (the default) sign(y − μ̂)√dᵢ; ``"pearson"``
+        (y − μ̂)√(w/V(μ̂)); ``"response"`` y − μ̂; ``"working"`` (y − μ̂)/μ′(η̂),
+        the residual of the working response of the IRLS.
+
+        Raises
+        ------
+        ArgumentError
+            For another ``type``.
+        """
+        type = as_choice(type, "type", ("deviance", "pearson", "response", "working"))
         y, wt, eta = self.design.y, self.fit.problem.wt, self.fit.mode.eta
         mu = self.family.linkinv(eta)
         if type == "deviance":
@@ -202,10 +224,67 @@ class GeneralizedLinearMixedModel(GeneralizedMixedFit, RandomEffectsMixin, Infor
             r = (y - mu) * np.sqrt(wt / self.family.variance(mu))
         elif type == "response":
             r = y - mu
-        else:
-            raise ValueError(f"unknown residual type {type!r}: use 'deviance', 'pearson' "
-                             "or 'response'")
+        else:  # canonical links: dμ/dη = V(μ)
+            r = (y - mu) / self.family.variance(mu)
         return pd.Series(r, index=self.design.frame.index, name="residuals")
+
+    # -- refitting, optimiser record and intervals --------------------------------
+    def refit(self, y: Any) -> GeneralizedLinearMixedModel:
+        """Fit the same model to a new response (lme4's ``refit``).
+
+        Same design, family, prior weights, nAGQ and control; the optimisation
+        starts from (θ̂, β̂) of this fit and skips the first (θ-only) stage.
+
+        Parameters
+        ----------
+        y : array_like
+            New response, ``nobs`` values possible under the family (counts;
+            0/1 or proportions of the weights for a binomial model).
+
+        Raises
+        ------
+        DataError
+            If ``y`` is not ``nobs`` finite numbers or impossible under the family.
+        """
+        return self.fit.refit(y)
+
+    @property
+    def optinfo(self) -> dict:
+        """What the optimiser did (lme4's ``m@optinfo``), a new dict.
+
+        Keys as :attr:`lmmlib.LinearMixedModel.optinfo` for the final joint
+        optimisation in (θ, β) (``feval``, ``val``, ``conv``, ``message``...),
+        plus ``stage1_feval``: the evaluations of the first stage (θ only, β
+        inside PIRLS, lme4's ``nAGQ = 0``), ``None`` when it was skipped.
+        """
+        info = optinfo(self.opt)
+        stage1 = self.fit.opt_stage1
+        info["stage1_feval"] = None if stage1 is None else int(stage1.feval)
+        return info
+
+    def confint(self, method: str = "wald", level: float = 0.95) -> pd.DataFrame:
+        """Wald intervals estimate ± z·SE for θ and β (lme4's ``confint(m, method="Wald")``).
+
+        The SEs are those of :meth:`varpar_se` and :attr:`se`, both from the
+        Hessian of the deviance.  lme4 gives no Wald interval for θ (its rows
+        are NA); here they are given, but they are poor near zero.  Only
+        ``method="wald"`` is available for GLMMs.
+
+        Returns
+        -------
+        DataFrame
+            One row per θ (named as in :meth:`varpar_se`) and fixed effect;
+            columns named from ``level`` as R names them.
+        """
+        as_choice(method, "method", ("wald",))
+        level = as_level(level)
+        vp = self.varpar_se()
+        est = np.concatenate([vp["estimate"].to_numpy(), self.fixef.to_numpy()])
+        se = np.concatenate([vp["se"].to_numpy(), self.se.to_numpy()])
+        z = scipy.stats.norm.ppf((1 + level) / 2)
+        return pd.DataFrame(np.column_stack([est - z * se, est + z * se]),
+                            index=list(vp.index) + list(self.design.xnames),
+                            columns=percent_labels(level))
 
     def predict(self, newdata: Any = None, type: str = "link", re: bool = True,
                 allow_new_levels: bool = False) -> pd.Series:
@@ -325,7 +404,7 @@ class GlmmSummary:
         m = self.model
         lines = self._header() + [
             "\nScaled residuals:",
-            residual_quantiles(m.residuals("pearson").to_numpy()).to_frame().T.to_string(
+            residual_quantiles(m.resid("pearson").to_numpy()).to_frame().T.to_string(
                 index=False, float_format=lambda x: f"{x:.4f}"),
             "\nRandom effects:", random_text(self.random), self._groups_line(),
             "\nFixed effects:", self._fixed_text()]

@@ -22,14 +22,21 @@ from ..engine.simulate import as_generator
 from ..engine.threads import blas_threads
 from ..errors import DataError
 from ..kinds import LinearFit
+from .accessors import DataAccessors, gaussian_resid
 from .criteria import InformationCriteria
 from .readonly import cached_copy
 
 __all__ = ["LinearModel", "lm"]
 
 
-class LinearModel(LinearFit, InformationCriteria):
-    """A linear model fitted by least squares (R's ``lm``)."""
+class LinearModel(LinearFit, InformationCriteria, DataAccessors):
+    """A linear model fitted by least squares (R's ``lm``).
+
+    Accessors as the mixed models': ``fixef``, ``vcov``, ``se``, ``fitted``,
+    ``residuals``, ``resid()``, ``sigma``, ``loglik``, ``aic``, ``bic``, ``nobs``,
+    ``theta`` (empty), ``predict()``, ``simulate()``, ``refit()``,
+    ``model_frame``, ``model_matrix``, ``response``.
+    """
 
     reml = False
 
@@ -56,6 +63,11 @@ class LinearModel(LinearFit, InformationCriteria):
     def df_resid(self) -> int:
         """Residual degrees of freedom n − p."""
         return self.nobs - len(self.design.xnames)
+
+    @property
+    def theta(self) -> np.ndarray:
+        """No covariance parameters: an empty array (for parity with the mixed models)."""
+        return np.empty(0)
 
     @property
     def fixef(self) -> pd.Series:
@@ -101,6 +113,14 @@ class LinearModel(LinearFit, InformationCriteria):
         """Response minus fitted values."""
         return pd.Series(self.design.y - self.fitted.to_numpy(), index=self.fitted.index,
                          name="residuals")
+
+    def resid(self, type: str = "response", scaled: bool = False) -> pd.Series:
+        """Residuals of a ``type`` (R's ``residuals(m, type)``); all are y − fitted here.
+
+        ``"response"``, ``"pearson"``, ``"deviance"`` and ``"working"`` agree for
+        least squares without weights; ``scaled=True`` divides by σ̂.
+        """
+        return gaussian_resid(self, type, scaled)
 
     def predict(self, newdata: Any = None) -> pd.Series:
         """Predictions Xβ̂ for new data (default: the fitted values).

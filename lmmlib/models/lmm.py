@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any
 
@@ -12,17 +12,18 @@ import pandas as pd
 from ..checks import as_bool, as_count
 from ..engine.design import Design, fixed_rows, newdata_frame
 from ..engine.fitting import fit_theta, response_like, warm_start
-from ..engine.optimize import OptSummary
+from ..engine.optimize import OptSummary, optinfo
 from ..engine.pls import PLS, PLSSolution
 from ..engine.simulate import as_generator, simulate_responses
 from ..engine.varcomp import varcorr_frame
-from ..errors import DataError
+from ..errors import ArgumentError, DataError
 from ..kinds import LinearMixedFit
+from .accessors import DataAccessors, gaussian_resid
 from .criteria import InformationCriteria
 from .effects import RandomEffectsMixin
 from .readonly import cached_copy
 
-__all__ = ["LinearMixedModel"]
+__all__ = ["DevComp", "LinearMixedModel"]
 
 #: Fits with σ below this fraction of the response's SD are checked for an exact fit.
 SUSPECT_SIGMA = 1e-3
@@ -32,13 +33,48 @@ FREE_SCALE = 1e6
 EXACT_FIT_TOL = 1e-10
 
 
-class LinearMixedModel(LinearMixedFit, RandomEffectsMixin, InformationCriteria):
+@dataclass(frozen=True)
+class DevComp:
+    """The penalised least-squares solution at one θ (cf. lme4's ``getME(m, "devcomp")``).
+
+    Attributes
+    ----------
+    theta : ndarray
+        The θ it was computed at.
+    beta : Series
+        β̂(θ), the generalised least-squares estimate given θ.
+    pwrss : float
+        r²(θ), the penalised residual sum of squares ``‖y − Xβ̂ − ZΛû‖² + ‖û‖²``.
+    logdet_theta : float
+        log|L_θ|², the log-determinant of Λ'Z'ZΛ + I (= log|V_θ|; lme4's ``ldL2``).
+    logdet_x : float
+        log|L_X|², the log-determinant of X'V_θ⁻¹X (lme4's ``ldRX2``).
+    deviance, reml_criterion : float
+        The profiled deviance and REML criterion at θ (``devfun(theta, reml=...)``;
+        lme4's ``dev`` and ``REML``).
+    sigma_ml, sigma_reml : float
+        √(r²/n) and √(r²/(n − p)), the σ that minimise them.
+    """
+
+    theta: np.ndarray
+    beta: pd.Series
+    pwrss: float
+    logdet_theta: float
+    logdet_x: float
+    deviance: float
+    reml_criterion: float
+    sigma_ml: float
+    sigma_reml: float
+
+
+class LinearMixedModel(LinearMixedFit, RandomEffectsMixin, InformationCriteria, DataAccessors):
     """A linear mixed model fitted by :func:`lmmlib.lmer`.
 
     The object is read-only; refits return new objects.  Names follow lme4:
     ``fixef``, ``vcov``, ``theta``, ``sigma``, ``varcorr``, ``ranef()``,
-    ``coef()``, ``fitted``, ``residuals``, ``predict()``, ``loglik``, ``aic``,
-    ``bic``, ``summary()``.
+    ``coef()``, ``fitted``, ``residuals``, ``resid()``, ``predict()``,
+    ``loglik``, ``aic``, ``bic``, ``summary()``, ``devfun()``, ``optinfo``,
+    ``model_frame``, ``model_matrix``, ``response``.
     """
 
     def __init__(self, design: Design, pls: PLS, opt: OptSummary, reml: bool,
@@ -124,6 +160,50 @@ class LinearMixedModel(LinearMixedFit, RandomEffectsMixin, InformationCriteria):
         """Number of parameters: fixed effects, θ and σ."""
         return len(self.design.xnames) + self.theta.size + 1
 
+    def _reml(self, reml: bool | None) -> bool:
+        return self.reml if reml is None else as_bool(reml, "reml")
+
+    def devfun(self, theta: Any, reml: bool | None = None) -> float:
+        """The criterion ``lmer`` minimises, at any θ (lme4's ``devfun``).
+
+        θ ↦ the profiled REML criterion (REML fits) or deviance −2 log L (ML
+        fits), β and σ profiled out: ``m.devfun(m.theta) == m.objective``.
+        ``reml`` overrides the fit's choice (``reml=False`` on a REML fit gives
+        the ML deviance at θ).  ``inf`` where the factorisation fails.
+        """
+        return self.pls.objective(_theta(theta, self.design.ntheta), self._reml(reml))
+
+    def deviance_at(self, theta: Any, sigma: float, reml: bool | None = None) -> float:
+        """The REML criterion or deviance at (θ, σ), profiled over β only.
+
+        ``log|L_θ|² [+ log|L_X|²] + ν log(2πσ²) + r²(θ)/σ²``, ν = n − p for REML
+        and n for ML; its minimum over σ is :meth:`devfun` at θ.  ``reml``
+        overrides the fit's choice.
+        """
+        return self.pls.deviance_at(_theta(theta, self.design.ntheta), sigma,
+                                    self._reml(reml))
+
+    def devcomp(self, theta: Any = None) -> DevComp:
+        """The pieces of the PLS solve at θ (default θ̂): see :class:`DevComp`."""
+        theta = self.theta if theta is None else _theta(theta, self.design.ntheta)
+        sol = self.pls.solve(theta)
+        n, p = self.nobs, len(self.design.xnames)
+        return DevComp(sol.theta.copy(), pd.Series(sol.beta, index=list(self.design.xnames),
+                                                    name="Estimate"),
+                       sol.r2, sol.logdet_theta, sol.logdet_x,
+                       self.pls.objective(theta, False), self.pls.objective(theta, True),
+                       float(np.sqrt(sol.r2 / n)), float(np.sqrt(sol.r2 / (n - p))))
+
+    @property
+    def optinfo(self) -> dict:
+        """What the optimiser did (lme4's ``m@optinfo``), a new dict.
+
+        Keys: ``optimizer``, ``feval`` (criterion evaluations), ``val`` (the
+        criterion at the optimum), ``conv`` (whether it converged), ``message``,
+        ``boundary`` (indices of θ at a lower bound), ``theta0`` (the start).
+        """
+        return optinfo(self.opt)
+
     # -- variance components and random effects ---------------------------
     @property
     def varcorr(self) -> pd.DataFrame:
@@ -142,6 +222,15 @@ class LinearMixedModel(LinearMixedFit, RandomEffectsMixin, InformationCriteria):
         """Response minus fitted values."""
         return pd.Series(self.design.y - self.fitted.to_numpy(), index=self.fitted.index,
                          name="residuals")
+
+    def resid(self, type: str = "response", scaled: bool = False) -> pd.Series:
+        """Residuals of a ``type`` (lme4's ``residuals(m, type, scaled)``).
+
+        ``"response"``, ``"pearson"``, ``"deviance"`` and ``"working"`` are all
+        y − fitted for a Gaussian model without weights; ``scaled=True``
+        divides by σ̂.
+        """
+        return gaussian_resid(self, type, scaled)
 
     def predict(self, newdata: Any = None, re: bool = True,
                 allow_new_levels: bool = False) -> pd.Series:
@@ -270,6 +359,15 @@ class LinearMixedModel(LinearMixedFit, RandomEffectsMixin, InformationCriteria):
 
         return confint(self, method=method, level=level, **kwargs)
 
+    def varpar_se(self, scale: str = "sd", rel_step: float = 1e-3) -> pd.DataFrame:
+        """Hessian-based standard errors of the variance parameters.
+
+        The same as :func:`lmmlib.varpar_se` (``scale="sd"`` or ``"logsd"``).
+        """
+        from ..inference.hessian import varpar_se
+
+        return varpar_se(self, scale=scale, rel_step=rel_step)
+
     def coef_table(self, ddf: str = "satterthwaite") -> pd.DataFrame:
         """Fixed-effects table with t-tests (lmerTest's columns).
 
@@ -291,3 +389,11 @@ class LinearMixedModel(LinearMixedFit, RandomEffectsMixin, InformationCriteria):
 
     def _repr_html_(self) -> str:
         return self.summary()._repr_html_()
+
+
+def _theta(theta: Any, size: int) -> np.ndarray:
+    """``theta`` as a float vector of ``size`` values (an error otherwise)."""
+    arr = np.asarray(theta, dtype=float).ravel()
+    if arr.size != size:
+        raise ArgumentError(f"theta must have {size} value(s), got {arr.size}")
+    return arr

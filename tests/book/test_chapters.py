@@ -95,3 +95,17 @@ def test_chapters_define_no_functions():
     for name in CHAPTERS:
         text = (BOOK / f"{name}.md").read_text()
         assert not re.search(r"^\s*(def|class)\s", text, re.MULTILINE), name
+
+
+#: Internals a chapter must not reach: the engine's objects on a fit, and the
+#: implementation packages (the public paths are lmmlib, lmmlib.course.*,
+#: lmmlib.datasets, lmmlib.plots and lmmlib.benchmarks).
+INTERNALS = re.compile(r"\.(design|pls|opt|fit|problem|_sol)\b(?!\()"
+                       r"|lmmlib\.(engine|inference|models|glmm)\b")
+
+
+def test_chapters_use_only_the_public_api():
+    for name in CHAPTERS:
+        text = (BOOK / f"{name}.md").read_text()
+        found = sorted({m.group(0) for m in INTERNALS.finditer(text)})
+        assert not found, f"{name}: {found}"

@@ -170,12 +170,12 @@ def test_fitted_and_residuals_match_lme4(name):
     # up to ~1e-3 off (relative for μ, absolute on the link scale); seen ≤ 8e-4
     np.testing.assert_allclose(m.fitted, fx["fitted"], rtol=2e-3)
     np.testing.assert_allclose(m.predict(), fx["linpred"], atol=2e-3)
-    np.testing.assert_allclose(m.residuals("pearson"), fx["pearson"], rtol=2e-3, atol=2e-3)
-    np.testing.assert_allclose(m.residuals(), fx["devresid"], atol=2e-3)
+    np.testing.assert_allclose(m.resid("pearson"), fx["pearson"], rtol=2e-3, atol=2e-3)
+    np.testing.assert_allclose(m.residuals, fx["devresid"], atol=2e-3)
     # lme4's deviance() is the sum of squared deviance residuals (lme4 issue #375); a
     # sum of O(100) such terms: relative 1e-4 (seen 3.5e-5); missing the prior weights or
     # the penalty ‖u‖² would change it by > 1 %
-    assert (m.residuals() ** 2).sum() == pytest.approx(fx["deviance_lme4"], rel=1e-4)
+    assert (m.residuals ** 2).sum() == pytest.approx(fx["deviance_lme4"], rel=1e-4)
 
 
 def test_agq_loglik_on_lme4_scale():
