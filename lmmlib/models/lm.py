@@ -14,13 +14,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import scipy.linalg
+import scipy.stats
 
-from ..checks import as_bool, as_count
+from ..checks import as_bool, as_choice, as_count, as_level
 from ..engine.design import Design, build_design, fixed_rows, newdata_frame
 from ..engine.fitting import response_like
 from ..engine.simulate import as_generator
 from ..engine.threads import blas_threads
 from ..errors import DataError
+from ..inference.confint import percent_labels
 from ..kinds import LinearFit
 from .accessors import DataAccessors, gaussian_resid
 from .criteria import InformationCriteria
@@ -34,7 +36,7 @@ class LinearModel(LinearFit, InformationCriteria, DataAccessors):
 
     Accessors as the mixed models': ``fixef``, ``vcov``, ``se``, ``fitted``,
     ``residuals``, ``resid()``, ``sigma``, ``loglik``, ``aic``, ``bic``, ``nobs``,
-    ``theta`` (empty), ``predict()``, ``simulate()``, ``refit()``,
+    ``theta`` (empty), ``predict()``, ``simulate()``, ``refit()``, ``confint()``,
     ``model_frame``, ``model_matrix``, ``response``.
     """
 
@@ -136,6 +138,18 @@ class LinearModel(LinearFit, InformationCriteria, DataAccessors):
         frame = newdata_frame(self.design, newdata)
         return pd.Series(fixed_rows(self.design, frame) @ self._beta, index=frame.index,
                          name="predicted")
+
+    def confint(self, method: str = "wald", level: float = 0.95) -> pd.DataFrame:
+        """Intervals β̂ ± t_{n−p} SE (R's ``confint.lm``); only ``method="wald"``.
+
+        Columns named from ``level`` as R names them.
+        """
+        as_choice(method, "method", ("wald",))
+        level = as_level(level)
+        t = scipy.stats.t.ppf((1 + level) / 2, self.df_resid)
+        est, se = self.fixef.to_numpy(), self.se.to_numpy()
+        return pd.DataFrame(np.column_stack([est - t * se, est + t * se]),
+                            index=self.fixef.index, columns=percent_labels(level))
 
     def refit(self, y: Any) -> LinearModel:
         """The same least-squares fit to a new response (same rows and X)."""
