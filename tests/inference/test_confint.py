@@ -145,6 +145,8 @@ def test_bootstrap_smoke():
     c = confint(m, method="boot", nsim=40, rng=np.random.default_rng(7))
     pd.testing.assert_frame_equal(a, b)  # the same seed through the same code: bit-identical
     assert not a.equals(c)
+    # an integer seed is numpy's default_rng(seed): the same draws
+    pd.testing.assert_frame_equal(a, confint(m, method="boot", nsim=40, rng=2024))
     assert list(a.index) == [".sig01", ".sigma", "(Intercept)"]
     est = [np.sqrt(m.varcorr["vcov"].iloc[0]), m.sigma, m.fixef.iloc[0]]
     assert np.all(a["2.5 %"].to_numpy() <= est) and np.all(est <= a["97.5 %"].to_numpy())
