@@ -69,14 +69,14 @@ class SparseScalarCoupling:
 
     def __init__(self, M: sp.csr_matrix, pairs: tuple[np.ndarray, np.ndarray, np.ndarray]):
         self.M = M
-        self.QR = M.shape[1]
+        self.n_rest = M.shape[1]
         rows, index, values = pairs
         # distinct positions of the lower triangle of MᵀM, and the sparse map
         # (positions × levels) whose product with s² gives their values
         self.positions, slot = np.unique(index, return_inverse=True)
         self.P = sp.csr_matrix((values, (slot, rows)), shape=(self.positions.size, M.shape[0]))
         self.P.sum_duplicates()
-        self.position_rows, self.position_cols = np.divmod(self.positions, self.QR)
+        self.position_rows, self.position_cols = np.divmod(self.positions, self.n_rest)
 
     def values(self, s: np.ndarray) -> np.ndarray:
         """The nonzeros of Mᵀ diag(s²) M at :attr:`positions`."""
@@ -113,9 +113,9 @@ class SparseScalarCoupling:
         The caller scales it by Λ_R on both sides (a diagonal Λ_R keeps it
         triangular) or symmetrises it first (:func:`symmetrize_lower`).
         """
-        G = np.zeros(self.QR * self.QR)
+        G = np.zeros(self.n_rest * self.n_rest)
         G[self.positions] = self.values(s)
-        return G.reshape(self.QR, self.QR)
+        return G.reshape(self.n_rest, self.n_rest)
 
     def tmul(self, s: np.ndarray, c: np.ndarray, theta: np.ndarray, rmul: Rmul) -> np.ndarray:
         """Tᵀc = Λ_Rᵀ Mᵀ (s ⊙ c)."""

@@ -38,8 +38,8 @@ def theta_labels(design: Design) -> list[str]:
         q, cols = term.q, term.colnames
         for j in range(q):
             for i in range(j, q):
-                out.append(f"{term.group}.{cols[i]}" if i == j
-                           else f"{term.group}.{cols[i]}.{cols[j]}")
+                out.append(f"{term.label}.{cols[i]}" if i == j
+                           else f"{term.label}.{cols[i]}.{cols[j]}")
     return out
 
 

@@ -150,7 +150,7 @@ class PLSSolution:
     logdet_x: float  # log|L_X|²
     L0: np.ndarray  # (k0, q0, q0) Cholesky factors of the first block
     T: np.ndarray | None  # (k0·q0, Q_R) coupling of the first block with the rest
-    LR: np.ndarray | None  # (Q_R, Q_R) Cholesky factor of the remaining blocks
+    L_rest: np.ndarray | None  # (Q_R, Q_R) Cholesky factor of the remaining blocks
     LX: np.ndarray  # (p, p) Cholesky factor of the Schur complement for X
 
 
@@ -179,7 +179,7 @@ class PLS:
         self._Z0 = z_matrix(b0)
         self.ZtZ0 = _block_crossprod(b0)
         self.rest = self.blocks[1:]
-        self.QR = sum(b.nlevels * b.q for b in self.rest)
+        self.n_rest = sum(b.nlevels * b.q for b in self.rest)
         self._ZR = None
         if self.rest:
             self._ZR = sp.hstack([z_matrix(b) for b in self.rest]).tocsc()
@@ -255,7 +255,7 @@ class PLS:
     def _rest_matrix_sparse(self, state, scales: np.ndarray) -> np.ndarray:
         """The same matrix when Z_RᵀZ_R is diagonal: only MᵀWM's nonzeros are written."""
         coupling = self.coupling
-        A = np.zeros((self.QR, self.QR))
+        A = np.zeros((self.n_rest, self.n_rest))
         rows, cols = coupling.position_rows, coupling.position_cols
         A.ravel()[coupling.positions] = -coupling.values(state) * scales[rows] * scales[cols]
         A[np.diag_indices_from(A)] += self._zrtzr_diag * scales**2 + 1.0
@@ -266,18 +266,18 @@ class PLS:
         rmul, coupling = self._rmul_rest, self.coupling
         state = coupling.state(theta, lam0, L0, rmul, solve_lower_batched)
         A = self._rest_matrix(theta, state)
-        LR = scipy.linalg.cholesky(A, lower=True, check_finite=False, overwrite_a=True)
+        L_rest = scipy.linalg.cholesky(A, lower=True, check_finite=False, overwrite_a=True)
         rhs = rmul(self.ZRtXy.T, theta).T - coupling.tmul(state, cd0, theta, rmul)
-        cdR = scipy.linalg.solve_triangular(LR, rhs, lower=True, check_finite=False)
+        cdR = scipy.linalg.solve_triangular(L_rest, rhs, lower=True, check_finite=False)
         T = coupling.dense(state, theta, rmul) if full else None
-        return T, LR, cdR
+        return T, L_rest, cdR
 
     def _factor(self, theta: np.ndarray, full: bool = True):
         lam0 = self.blocks[0].lam(theta)
         L0, parts, logdet = _factor_first(lam0, self.ZtZ0, self.ZtXy0, full or bool(self.rest))
         if not np.isfinite(logdet):
             raise np.linalg.LinAlgError("first block not positive definite")
-        T = LR = None
+        T = L_rest = None
         S = self.XytXy.copy()
         for part in parts:
             S -= part.T @ part
@@ -285,16 +285,16 @@ class PLS:
         if full or self.rest:
             cd = parts[0] if len(parts) == 1 else np.stack(parts, axis=1).reshape(-1, self.p + 1)
         if self.rest:
-            T, LR, cdR = self._rest_factor(theta, lam0, L0, cd, full)
+            T, L_rest, cdR = self._rest_factor(theta, lam0, L0, cd, full)
             S -= cdR.T @ cdR
             cd = np.vstack([cd, cdR])
-            logdet += 2.0 * np.log(np.diag(LR)).sum()
+            logdet += 2.0 * np.log(np.diag(L_rest)).sum()
         LXy, info = dpotrf(S, lower=1)
         if info != 0:
             raise np.linalg.LinAlgError("fixed-effects Schur complement not positive definite")
         r2 = LXy[-1, -1] ** 2
         logdet_x = 2.0 * np.log(np.diagonal(LXy)[:-1]).sum()
-        return L0, T, LR, cd, LXy, r2, logdet, logdet_x
+        return L0, T, L_rest, cd, LXy, r2, logdet, logdet_x
 
     def objective(self, theta: np.ndarray, reml: bool = True) -> float:
         """Profiled REML criterion (``reml=True``) or deviance −2 log L at θ.
@@ -358,15 +358,15 @@ class PLS:
     def solve(self, theta: np.ndarray) -> PLSSolution:
         """Full solution at θ: β̂, spherical random effects u and the factors."""
         theta = np.asarray(theta, dtype=float)
-        L0, T, LR, cd, LXy, r2, logdet, logdet_x = self._factor(theta)
+        L0, T, L_rest, cd, LXy, r2, logdet, logdet_x = self._factor(theta)
         p = self.p
         LX = LXy[:p, :p]
         beta = scipy.linalg.solve_triangular(LX.T, LXy[p, :p], lower=False, check_finite=False)
         w = cd[:, p] - cd[:, :p] @ beta
         n0 = self.k0 * self.q0
         parts = []
-        if LR is not None:
-            uR = scipy.linalg.solve_triangular(LR.T, w[n0:], lower=False, check_finite=False)
+        if L_rest is not None:
+            uR = scipy.linalg.solve_triangular(L_rest.T, w[n0:], lower=False, check_finite=False)
             w0 = w[:n0] - T @ uR
             parts.append(uR)
         else:
@@ -374,4 +374,4 @@ class PLS:
         u0 = solve_upper_batched(L0, w0.reshape(self.k0, self.q0, 1)).ravel()
         u = np.concatenate([u0, *parts])
         return PLSSolution(theta, beta + self.beta_offset, u, float(r2), float(logdet),
-                           float(logdet_x), L0, T, LR, LX)
+                           float(logdet_x), L0, T, L_rest, LX)

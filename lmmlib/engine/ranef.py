@@ -37,13 +37,13 @@ def _unit_condvars(sol: PLSSolution, blocks: Sequence[Block]) -> list[np.ndarray
     L0inv = np.linalg.inv(L0)
     inner = np.broadcast_to(np.eye(q0), (k0, q0, q0)).copy()
     out = []
-    if sol.LR is not None:
-        W = scipy.linalg.solve_triangular(sol.LR, sol.T.T, lower=True, check_finite=False)
+    if sol.L_rest is not None:
+        W = scipy.linalg.solve_triangular(sol.L_rest, sol.T.T, lower=True, check_finite=False)
         Wl = W.reshape(W.shape[0], k0, q0).transpose(1, 2, 0)  # (k0, q0, Q_R)
         inner += Wl @ np.swapaxes(Wl, 1, 2)
     out.append(np.swapaxes(L0inv, 1, 2) @ inner @ L0inv)
-    if sol.LR is not None:
-        LRinv = scipy.linalg.solve_triangular(sol.LR, np.eye(sol.LR.shape[0]), lower=True)
+    if sol.L_rest is not None:
+        LRinv = scipy.linalg.solve_triangular(sol.L_rest, np.eye(sol.L_rest.shape[0]), lower=True)
         o = 0
         for b in blocks[1:]:
             cols = LRinv[:, o : o + b.nlevels * b.q].T.reshape(b.nlevels, b.q, -1)

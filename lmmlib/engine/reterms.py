@@ -31,7 +31,7 @@ __all__ = ["Block", "ReTerm", "build_blocks", "group_codes", "level_label", "new
 class ReTerm:
     """One random-effects term after expansion (as lme4's ``cnms`` entry)."""
 
-    group: str  # label shown in tables ("g", or "g.1" for a repeated factor)
+    label: str  # name shown in tables ("g", or "g.1" for a repeated factor)
     factor: str  # grouping factor ("a:b" for an interaction)
     expr: str
     colnames: tuple[str, ...]

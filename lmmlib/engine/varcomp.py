@@ -84,12 +84,12 @@ def varcorr_frame(theta: np.ndarray, sigma: float, terms: Sequence[ReTerm]) -> p
     for t, cov in zip(terms, term_covariances(theta, sigma, terms), strict=True):
         sd = np.sqrt(np.diag(cov))
         for i, name in enumerate(t.colnames):
-            rows.append((t.group, name, None, cov[i, i], sd[i]))
+            rows.append((t.label, name, None, cov[i, i], sd[i]))
         for j in range(t.q):
             for i in range(j + 1, t.q):
                 denom = sd[i] * sd[j]
                 corr = cov[i, j] / denom if denom > 0 else np.nan
-                rows.append((t.group, t.colnames[j], t.colnames[i], cov[i, j], corr))
+                rows.append((t.label, t.colnames[j], t.colnames[i], cov[i, j], corr))
     rows.append(("Residual", None, None, sigma**2, sigma))
     return pd.DataFrame(rows, columns=["group", "var1", "var2", "vcov", "sdcor"])
 

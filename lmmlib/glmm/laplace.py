@@ -77,14 +77,14 @@ def _finite(name: str, *arrays: np.ndarray) -> None:
 class BlockedFactor:
     """Cholesky factor L of Λ'Z'WZΛ + I in lmmlib.pls's layout.
 
-    ``L = [[L0, 0], [Tᵀ, LR]]`` with L0 block-diagonal (levels of the first
-    grouping factor), T = L0⁻¹A_0R and LR the factor of the Schur complement
+    ``L = [[L0, 0], [Tᵀ, L_rest]]`` with L0 block-diagonal (levels of the first
+    grouping factor), T = L0⁻¹A_0R and L_rest the factor of the Schur complement
     of the remaining factors' random effects.
     """
 
     L0: np.ndarray  # (k0, q0, q0)
     T: np.ndarray | None  # (k0·q0, Q_R)
-    LR: np.ndarray | None  # (Q_R, Q_R)
+    L_rest: np.ndarray | None  # (Q_R, Q_R)
     logdet: float  # log|L|²
 
     def solve_lower(self, B: np.ndarray) -> np.ndarray:
@@ -93,9 +93,9 @@ class BlockedFactor:
         n0 = k0 * q0
         B2 = B.reshape(B.shape[0], -1)
         x0 = solve_lower_batched(self.L0, B2[:n0].reshape(k0, q0, -1)).reshape(n0, -1)
-        if self.LR is None:
+        if self.L_rest is None:
             return x0.reshape(B.shape)
-        xR = scipy.linalg.solve_triangular(self.LR, B2[n0:] - self.T.T @ x0, lower=True,
+        xR = scipy.linalg.solve_triangular(self.L_rest, B2[n0:] - self.T.T @ x0, lower=True,
                                            check_finite=False)
         return np.vstack([x0, xR]).reshape(B.shape)
 
@@ -106,8 +106,8 @@ class BlockedFactor:
         B2 = B.reshape(B.shape[0], -1)
         rhs0 = B2[:n0]
         parts = []
-        if self.LR is not None:
-            xR = scipy.linalg.solve_triangular(self.LR.T, B2[n0:], lower=False,
+        if self.L_rest is not None:
+            xR = scipy.linalg.solve_triangular(self.L_rest.T, B2[n0:], lower=False,
                                                check_finite=False)
             rhs0 = rhs0 - self.T @ xR
             parts.append(xR)
@@ -158,7 +158,7 @@ class GlmmProblem:
         self._indptr0 = np.arange(0, self.n * self.q0 + 1, self.q0)
         self._idx0 = b0.codes[:, None] * self.q0 + np.arange(self.q0)  # (n, q0)
         self.rest = self.blocks[1:]
-        self.QR = sum(b.nlevels * b.q for b in self.rest)
+        self.n_rest = sum(b.nlevels * b.q for b in self.rest)
         # column of every (observation, effect) of the remaining blocks in u_R
         cols, o = [], 0
         for b in self.rest:
@@ -166,9 +166,9 @@ class GlmmProblem:
             o += b.nlevels * b.q
         self._colsR = np.hstack(cols) if cols else None  # (n, Σ q_b)
         if self.rest:
-            self._iRR = (self._colsR[:, :, None] * self.QR + self._colsR[:, None, :]).ravel()
-            self._i0R = (self._idx0[:, :, None] * self.QR + self._colsR[:, None, :]).ravel()
-        self.nu = self.k0 * self.q0 + self.QR
+            self._iRR = (self._colsR[:, :, None] * self.n_rest + self._colsR[:, None, :]).ravel()
+            self._i0R = (self._idx0[:, :, None] * self.n_rest + self._colsR[:, None, :]).ravel()
+        self.nu = self.k0 * self.q0 + self.n_rest
         self.saturated = family.saturated_loglik(self.y, self.wt)
         self.u_last = np.zeros(self.nu)
 
@@ -225,7 +225,7 @@ class GlmmProblem:
                           minlength=self.k0 * self.q0)
         if UR is not None:
             out = np.concatenate([out, np.bincount(self._colsR.ravel(), (UR * v[:, None]).ravel(),
-                                                   minlength=self.QR)])
+                                                   minlength=self.n_rest)])
         return out
 
     def factor(self, U, w: np.ndarray) -> BlockedFactor:
@@ -235,7 +235,7 @@ class GlmmProblem:
 
     def _factor(self, U, w: np.ndarray) -> BlockedFactor:
         U0, UR = U
-        k0, q0, QR = self.k0, self.q0, self.QR
+        k0, q0, n_rest = self.k0, self.q0, self.n_rest
         codes = self.blocks[0].codes
         A0 = np.empty((k0, q0, q0))
         for a in range(q0):
@@ -251,14 +251,14 @@ class GlmmProblem:
             return BlockedFactor(L0, None, None, logdet)
         URw = UR * w[:, None]
         A0R = np.bincount(self._i0R, (U0[:, :, None] * URw[:, None, :]).ravel(),
-                          minlength=k0 * q0 * QR).reshape(k0, q0, QR)
-        T = solve_lower_batched(L0, A0R).reshape(k0 * q0, QR)
+                          minlength=k0 * q0 * n_rest).reshape(k0, q0, n_rest)
+        T = solve_lower_batched(L0, A0R).reshape(k0 * q0, n_rest)
         S = np.bincount(self._iRR, (UR[:, :, None] * URw[:, None, :]).ravel(),
-                        minlength=QR * QR).reshape(QR, QR) - T.T @ T
+                        minlength=n_rest * n_rest).reshape(n_rest, n_rest) - T.T @ T
         S[np.diag_indices_from(S)] += 1.0
         _finite("the Schur complement of Λ'Z'WZΛ + I", S)
-        LR = scipy.linalg.cholesky(S, lower=True, check_finite=False)
-        return BlockedFactor(L0, T, LR, logdet + 2.0 * float(np.log(np.diag(LR)).sum()))
+        L_rest = scipy.linalg.cholesky(S, lower=True, check_finite=False)
+        return BlockedFactor(L0, T, L_rest, logdet + 2.0 * float(np.log(np.diag(L_rest)).sum()))
 
     # -- penalised IRLS --------------------------------------------------------
     def _devsum(self, eta: np.ndarray) -> float:

@@ -64,7 +64,7 @@ class GeneralizedLinearMixedModel(GeneralizedMixedFit, RandomEffectsMixin, Infor
         m = fit.mode
         F = m.factor
         self._sol = PLSSolution(m.theta, m.beta, m.u, np.nan, F.logdet, np.nan, F.L0, F.T,
-                                F.LR, np.zeros((0, 0)))
+                                F.L_rest, np.zeros((0, 0)))
 
     # -- parameters --------------------------------------------------------
     @property

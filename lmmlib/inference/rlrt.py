@@ -309,14 +309,14 @@ def _scalar_term(model: object, role: str) -> str:
                             f"got {describe(model)}")
     terms = model.design.reterms
     if len(terms) != 1 or terms[0].q != 1:
-        desc = ", ".join(f"{t.group}: {'/'.join(t.colnames)}" for t in terms)
+        desc = ", ".join(f"{t.label}: {'/'.join(t.colnames)}" for t in terms)
         raise LmmlibError(
             f"exact_rlrt tests a single variance component, but {role} {model.formula!r} "
             f"has {len(terms)} random-effects term(s) with {model.design.ntheta} covariance "
             f"parameter(s) ({desc}). Use a model with one scalar term such as (1|g) or "
             "(0+x|g); to test one component of a larger model pass that model as mA, the "
             "model without the component as m0 and the single-term model as m")
-    return f"{terms[0].group} {terms[0].colnames[0]}"
+    return f"{terms[0].label} {terms[0].colnames[0]}"
 
 
 def _check_three(m: LinearMixedFit, mA: object, m0: object) -> None:

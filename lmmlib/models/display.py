@@ -50,7 +50,7 @@ def random_table(model: Any) -> pd.DataFrame:
     """lme4's printed random-effects table: Groups, Name, Variance, Std.Dev., Corr."""
     rows = []
     for t, cov in model.covariances().items():
-        term = next(r for r in model.design.reterms if r.group == t)
+        term = next(r for r in model.design.reterms if r.label == t)
         sd = np.sqrt(np.diag(cov))
         for i, name in enumerate(term.colnames):
             corr = [cov[i, j] / (sd[i] * sd[j]) if sd[i] * sd[j] > 0 else np.nan

@@ -35,7 +35,7 @@ class RandomEffectsMixin:
     def covariances(self) -> dict[str, np.ndarray]:
         """Covariance matrix Σ_t of each term's random effects, keyed by group label."""
         covs = term_covariances(self._sol.theta, self.sigma, self.design.reterms)
-        return {t.group: c for t, c in zip(self.design.reterms, covs, strict=True)}
+        return {t.label: c for t, c in zip(self.design.reterms, covs, strict=True)}
 
     def ranef(self, condvar: bool = True) -> pd.DataFrame:
         """Conditional modes (BLUPs) as ``as.data.frame(ranef(m, condVar=TRUE))``."""

@@ -76,7 +76,7 @@ def test_crossed_scalar_factors_take_the_sparse_schur_path(monkeypatch):
     original = PLS._rest_matrix_sparse
 
     def spy(self, state, scales):
-        calls.append(self.QR)
+        calls.append(self.n_rest)
         return original(self, state, scales)
 
     monkeypatch.setattr(PLS, "_rest_matrix_sparse", spy)
