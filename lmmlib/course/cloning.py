@@ -40,9 +40,9 @@ import numpy as np
 import pandas as pd
 
 from ..checks import as_bool, as_choice, as_count, as_instance, as_level, describe
+from ..engine.differences import hessian
 from ..engine.simulate import as_generator
 from ..errors import ArgumentError, LmmlibError
-from ..inference.hessian import hessian
 from .mcmc import (
     OnewayStats,
     Priors,

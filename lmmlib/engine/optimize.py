@@ -19,8 +19,9 @@ import numpy as np
 from ..checks import as_start
 from ..errors import ConvergenceWarning
 from .control import LmerControl
+from .differences import finite_gradient
 
-__all__ = ["OptSummary", "finite_gradient", "minimize_theta", "optinfo"]
+__all__ = ["OptSummary", "bobyqa", "minimize_theta", "optinfo"]
 
 BOUNDARY_TOL = LmerControl.boundary_tol  # lme4's isSingular tolerance
 
@@ -73,29 +74,6 @@ def optinfo(opt: OptSummary) -> dict:
             "boundary": tuple(opt.boundary), "theta0": np.array(opt.theta0, dtype=float)}
 
 
-def finite_gradient(f: Callable[[np.ndarray], float], x: np.ndarray, lower: np.ndarray,
-                    h: float = 1e-4, f0: float | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Finite-difference gradient and diagonal of the Hessian of ``f`` at ``x``.
-
-    Central differences, forward ones where a lower bound is within reach;
-    ``f0`` is ``f(x)`` when the caller already has it.
-    """
-    g, hd = np.zeros_like(x), np.full_like(x, np.nan)
-    f0 = f(x) if f0 is None else f0
-    for i in range(x.size):
-        e = np.zeros_like(x)
-        step = h * max(1.0, abs(x[i]))
-        e[i] = step
-        fp = f(x + e)
-        if x[i] - step < lower[i]:
-            g[i] = (fp - f0) / step
-        else:
-            fm = f(x - e)
-            g[i] = (fp - fm) / (2 * step)
-            hd[i] = (fp - 2 * f0 + fm) / step**2
-    return g, hd
-
-
 @dataclass(frozen=True)
 class _Check:
     """Finite-difference check of a candidate optimum."""
@@ -123,19 +101,31 @@ def _check(f: Callable[[np.ndarray], float], theta: np.ndarray, lower: np.ndarra
     return _Check(grad, boundary, worst, suspicious)
 
 
-def _bobyqa(fn, x0, lower, ftol_abs, xtol_abs, maxeval, step):
-    """One BOBYQA run; returns nlopt's result code (None on an exception) and a message."""
+def bobyqa(fn: Callable[[np.ndarray, np.ndarray], float], x0: np.ndarray, lower: np.ndarray,
+           *, upper: np.ndarray | None = None, ftol_abs: float = 1e-10,
+           xtol_abs: float | None = None, xtol_rel: float | None = None,
+           maxeval: int = 100_000, step: np.ndarray | None = None) -> tuple[int | None, str]:
+    """One run of nlopt's BOBYQA on ``fn(x, grad)``: lmmlib's only call into nlopt.
+
+    Returns nlopt's result code (``None`` when it stopped by an exception, such as
+    its round-off limit) and a message; the caller keeps the best point it saw.
+    """
     opt = nlopt.opt(nlopt.LN_BOBYQA, max(x0.size, 1))
     opt.set_min_objective(fn)
     opt.set_lower_bounds(np.where(np.isfinite(lower), lower, -np.inf))
+    if upper is not None:
+        opt.set_upper_bounds(upper)
     opt.set_ftol_abs(ftol_abs)
-    opt.set_xtol_abs(xtol_abs)
+    if xtol_abs is not None:
+        opt.set_xtol_abs(xtol_abs)
+    if xtol_rel is not None:
+        opt.set_xtol_rel(xtol_rel)
     opt.set_maxeval(maxeval)
     if step is not None:
         opt.set_initial_step(step)
     try:
         opt.optimize(x0.copy())
-    except (nlopt.RoundoffLimited, RuntimeError) as exc:
+    except (nlopt.RoundoffLimited, RuntimeError, ValueError) as exc:
         return None, f"stopped early: {type(exc).__name__}"
     code = opt.last_optimize_result()
     return code, _RESULTS.get(code, f"nlopt code {code}")
@@ -203,7 +193,8 @@ def minimize_theta(
         return val if np.isfinite(val) else 1e300
 
     fval0 = f(theta0)
-    code, message = _bobyqa(wrapped, theta0, lower, ftol_abs, xtol_abs, maxeval, None)
+    code, message = bobyqa(wrapped, theta0, lower, ftol_abs=ftol_abs, xtol_abs=xtol_abs,
+                           maxeval=maxeval)
     check = _check(f, best[1], lower, best[0], control)
     if restart and code is not None and n > 0 and check.suspicious:
         # BOBYQA can stop on its f-tolerance while its quadratic model is still
@@ -211,8 +202,8 @@ def minimize_theta(
         # optimum with a small trust region, which costs about 2k + 3 evaluations
         start = best[1].copy()
         step = np.maximum(1e-3 * np.abs(start), 1e-4)
-        code, message = _bobyqa(wrapped, start, lower, ftol_abs, xtol_abs,
-                                max(maxeval - count[0], 1), step)
+        code, message = bobyqa(wrapped, start, lower, ftol_abs=ftol_abs, xtol_abs=xtol_abs,
+                               maxeval=max(maxeval - count[0], 1), step=step)
         check = _check(f, best[1], lower, best[0], control)
     theta, fval = best[1], float(best[0])
     feval = count[0]

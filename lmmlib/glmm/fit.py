@@ -42,13 +42,13 @@ import pandas as pd
 from ..checks import as_instance
 from ..engine.control import GlmerControl
 from ..engine.design import build_design
+from ..engine.differences import central_gradient, curvature_steps, hessian
 from ..engine.fitting import response_like
 from ..engine.formula import parse_formula
 from ..engine.frame import as_frame
 from ..engine.optimize import BOUNDARY_TOL, OptSummary, minimize_theta
 from ..engine.threads import blas_threads
 from ..errors import ArgumentError, ConvergenceWarning, DataError, SingularFitWarning
-from ..inference.hessian import hessian
 from .family import (
     SEPARATED_ETA,
     Family,
@@ -60,7 +60,7 @@ from .family import (
 from .laplace import GlmmProblem, Mode
 from .model import GeneralizedLinearMixedModel
 
-__all__ = ["GlmmFit", "SeparationWarning", "glmer", "scaled_steps"]
+__all__ = ["GlmmFit", "SeparationWarning", "glmer"]
 
 HESS_STEP = 1e-3  # pilot central-difference step in (θ, whitened β)
 STEP_FRACTION = 1e-2  # final steps, in units of each coordinate's curvature scale
@@ -102,23 +102,6 @@ class GlmmFit:
             fit = GlmmFit(problem, mode, opt, None, self.nagq, hess, self.weights_name, sep,
                           control)
             return GeneralizedLinearMixedModel(fit)
-
-
-def scaled_steps(f: Callable[[np.ndarray], float], x: np.ndarray,
-                 pilot: np.ndarray) -> np.ndarray:
-    """Steps of 1/100 of each coordinate's curvature scale √(2/f″), from pilot differences.
-
-    A fixed step is too coarse for a θ whose SE is small (a slope SD of 0.02)
-    and needlessly fine for one with a large SE.
-    """
-    f0 = f(x)
-    steps = np.empty_like(x)
-    for i, h in enumerate(pilot):
-        e = np.zeros_like(x)
-        e[i] = h
-        curv = (f(x + e) - 2.0 * f0 + f(x - e)) / h**2
-        steps[i] = STEP_FRACTION * np.sqrt(2.0 / curv) if curv > 0 else h
-    return np.clip(steps, 1e-6, 0.1)
 
 
 def _prior_weights(weights: Any, data: pd.DataFrame, frame: pd.DataFrame) -> np.ndarray:
@@ -328,18 +311,13 @@ def _place_separated(problem: GlmmProblem, sep: Separation, theta: np.ndarray,
     return beta
 
 
-def _gradient(f: Callable[[np.ndarray], float], x: np.ndarray, h: np.ndarray) -> np.ndarray:
-    E = np.diag(h)
-    return np.array([(f(x + E[i]) - f(x - E[i])) / (2.0 * h[i]) for i in range(x.size)])
-
-
 def _polish(f: Callable[[np.ndarray], float], x: np.ndarray, H: np.ndarray, h: np.ndarray,
             lower: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     """One Newton step from BOBYQA's optimum on the free coordinates (kept if f drops).
 
     Returns the point, the central-difference gradient there and f.
     """
-    f0, g = f(x), _gradient(f, x, h)
+    f0, g = f(x), central_gradient(f, x, h)
     free = ~(np.isfinite(lower) & (x - lower < BOUNDARY_TOL))
     dx = np.zeros_like(x)
     try:
@@ -349,7 +327,7 @@ def _polish(f: Callable[[np.ndarray], float], x: np.ndarray, H: np.ndarray, h: n
     x1 = np.maximum(x + dx, lower)
     f1 = f(x1)
     if f1 < f0:
-        return x1, _gradient(f, x1, h), f1
+        return x1, central_gradient(f, x1, h), f1
     return x, g, f0
 
 
@@ -372,7 +350,7 @@ def _stage2(outer: Outer, theta1: np.ndarray, sep: Separation | None,
 
     pilot = np.concatenate([HESS_STEP * np.maximum(np.abs(x[:nth]), 1e-2),
                             np.full(x.size - nth, HESS_STEP)])
-    h = scaled_steps(f, x, pilot)
+    h = curvature_steps(f, x, pilot, STEP_FRACTION)
     Hx = hessian(f, x, h)
     x, g, fval = _polish(f, x, Hx, h, outer.lower)
     theta, beta = outer.split(x)

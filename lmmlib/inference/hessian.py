@@ -18,49 +18,16 @@ differentiating in log SD directly since the gradient vanishes).
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
+from ..engine.differences import hessian
 from ..engine.varcomp import VarPars
 from ..errors import LmmlibError, SingularFitWarning
 
 __all__ = ["hessian", "varpar_se"]
-
-
-def hessian(f: Callable[[np.ndarray], float], x: np.ndarray,
-            step: float | np.ndarray = 1e-3) -> np.ndarray:
-    """Central-difference Hessian of a scalar function.
-
-    Parameters
-    ----------
-    f : callable
-        Function of a 1-d array.
-    x : ndarray
-        Point at which to differentiate.
-    step : float or ndarray
-        Step in each coordinate (a scalar is used for all of them).
-
-    Returns
-    -------
-    ndarray of shape (n, n)
-        Second derivatives: ``(f(x+h_i) − 2f(x) + f(x−h_i))/h_i²`` on the
-        diagonal, the four-point formula off it.
-    """
-    x = np.asarray(x, dtype=float)
-    n = x.size
-    h = np.broadcast_to(np.asarray(step, dtype=float), (n,))
-    E = np.diag(h)
-    f0 = f(x)
-    H = np.empty((n, n))
-    for i in range(n):
-        H[i, i] = (f(x + E[i]) - 2.0 * f0 + f(x - E[i])) / h[i] ** 2
-        for j in range(i):
-            d = (f(x + E[i] + E[j]) - f(x + E[i] - E[j]) - f(x - E[i] + E[j])
-                 + f(x - E[i] - E[j]))
-            H[i, j] = H[j, i] = d / (4.0 * h[i] * h[j])
-    return H
 
 
 def _steps(v: np.ndarray, kinds: Sequence[str], rel: float) -> np.ndarray:

@@ -28,13 +28,13 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
-import nlopt
 import numpy as np
 import pandas as pd
 from scipy.stats import chi2
 
 from ..checks import as_count, as_instance, as_level, as_names, describe
 from ..engine.fitting import fit_theta
+from ..engine.optimize import bobyqa
 from ..engine.pls import PLS
 from ..engine.threads import blas_threads
 from ..engine.varcomp import VarPars
@@ -61,18 +61,8 @@ def _bobyqa(f: Callable[[np.ndarray], float], x0: np.ndarray, lower: np.ndarray,
             best[0], best[1] = val, x.copy()
         return val if np.isfinite(val) else 1e300
 
-    opt = nlopt.opt(nlopt.LN_BOBYQA, x0.size)
-    opt.set_min_objective(wrapped)
-    opt.set_lower_bounds(lower)
-    opt.set_upper_bounds(upper)
-    opt.set_initial_step(step)
-    opt.set_ftol_abs(ftol_abs)
-    opt.set_xtol_rel(1e-9)
-    opt.set_maxeval(20_000)
-    try:
-        opt.optimize(x0.copy())
-    except (nlopt.RoundoffLimited, RuntimeError, ValueError):
-        pass  # the best point seen is kept
+    bobyqa(wrapped, x0.copy(), lower, upper=upper, ftol_abs=ftol_abs, xtol_rel=1e-9,
+           maxeval=20_000, step=step)  # the best point seen is kept, however it stopped
     return best[1], float(best[0])
 
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import warnings
 import weakref
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,126 +34,21 @@ import pandas as pd
 import scipy.linalg
 from scipy import stats
 
-from ..checks import as_bool, as_choice, as_count, as_float, as_instance
+from ..checks import as_bool, as_choice, as_instance
+from ..engine.differences import richardson_hessian, richardson_jacobian
 from ..engine.pls import PLS
 from ..engine.threads import blas_threads
 from ..errors import ArgumentError, ConvergenceWarning
 from ..kinds import LinearMixedFit
 
-__all__ = ["SatterthwaiteParts", "coef_table", "richardson_hessian", "richardson_jacobian",
-           "satterthwaite_parts"]
+__all__ = ["SatterthwaiteParts", "coef_table", "satterthwaite_parts"]
 
-#: numDeriv's defaults: absolute step near zero, "zero" threshold, halvings.
-_EPS = 1e-4
-_ZERO_TOL = float(np.sqrt(np.finfo(float).eps / 7e-7))
-_R = 4
-#: Relative steps lmerTest ends up with: numDeriv::hessian uses d = 0.1 and
-#: numDeriv::jacobian d = 1e-4.
-_D_HESSIAN = 0.1
-_D_JACOBIAN = 1e-4
 #: Eigenvalues of H within ±_EIG_TOL count as zero (lmerTest's tol).
 _EIG_TOL = 1e-8
 
 DDF_METHODS = ("satterthwaite", "residual")
 
 _cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-# -- numDeriv's Richardson differences -------------------------------------------
-def _steps(x: np.ndarray, d: float) -> np.ndarray:
-    """Initial steps: relative ``d·|x|``, plus an absolute 1e-4 where x is ~0."""
-    return np.abs(d * x) + _EPS * (np.abs(x) < _ZERO_TOL)
-
-
-def _extrapolate(a: np.ndarray) -> np.ndarray:
-    """Richardson extrapolation along axis 0 of estimates at steps h, h/2, h/4, ..."""
-    for m in range(1, a.shape[0]):
-        a = (a[1:] * 4.0**m - a[:-1]) / (4.0**m - 1.0)
-    return a[0]
-
-
-def richardson_hessian(f: Callable[[np.ndarray], float], x: np.ndarray,
-                       d: float = _D_HESSIAN, r: int = _R) -> np.ndarray:
-    """Hessian of a scalar function as ``numDeriv::hessian`` (method "Richardson").
-
-    Parameters
-    ----------
-    f : callable
-        Scalar function of a 1-D array.
-    x : ndarray
-        Point of evaluation.
-    d : float
-        Relative initial step (numDeriv's ``d``; 0.1 in ``numDeriv::hessian``).
-    r : int
-        Number of step halvings that are extrapolated.
-
-    Returns
-    -------
-    ndarray of shape (n, n)
-        Central second differences, extrapolated; the cross terms use the
-        diagonal ones as numDeriv's ``genD``.
-    """
-    x = np.asarray(x, dtype=float)
-    d, r = as_float(d, "d", positive=True), as_count(r, "r")
-    n = x.size
-    h0, f0 = _steps(x, d), f(x)
-    scales = 0.5 ** np.arange(r)
-    H = np.empty((n, n))
-
-    def second(i: int, j: int) -> float:
-        out = np.empty(r)
-        for k, s in enumerate(scales):
-            h = h0 * s
-            step = np.zeros(n)
-            step[i], step[j] = h[i], h[j]
-            f1, f2 = f(x + step), f(x - step)
-            if i == j:
-                out[k] = (f1 - 2.0 * f0 + f2) / h[i] ** 2
-            else:
-                out[k] = ((f1 - 2.0 * f0 + f2 - H[i, i] * h[i] ** 2 - H[j, j] * h[j] ** 2)
-                          / (2.0 * h[i] * h[j]))
-        return float(_extrapolate(out))
-
-    for i in range(n):
-        H[i, i] = second(i, i)
-    for i in range(n):
-        for j in range(i):
-            H[i, j] = H[j, i] = second(i, j)
-    return H
-
-
-def richardson_jacobian(f: Callable[[np.ndarray], np.ndarray], x: np.ndarray,
-                        d: float = _D_JACOBIAN, r: int = _R) -> np.ndarray:
-    """Jacobian of an array-valued function as ``numDeriv::jacobian`` ("Richardson").
-
-    Parameters
-    ----------
-    f : callable
-        Function of a 1-D array returning an array of any shape S.
-    x : ndarray
-        Point of evaluation.
-    d : float
-        Relative initial step (numDeriv's default 1e-4).
-    r : int
-        Number of step halvings that are extrapolated.
-
-    Returns
-    -------
-    ndarray of shape (n, *S)
-        Derivative of f with respect to each element of x.
-    """
-    x = np.asarray(x, dtype=float)
-    d, r = as_float(d, "d", positive=True), as_count(r, "r")
-    h0 = _steps(x, d)
-    cols = []
-    for i in range(x.size):
-        est = []
-        for s in 0.5 ** np.arange(r):
-            step = np.zeros(x.size)
-            step[i] = h0[i] * s
-            est.append((np.asarray(f(x + step)) - np.asarray(f(x - step))) / (2.0 * step[i]))
-        cols.append(_extrapolate(np.array(est)))
-    return np.array(cols)
 
 
 # -- the pieces of Satterthwaite's approximation ------------------------------------

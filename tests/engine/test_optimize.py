@@ -7,7 +7,8 @@ import pytest
 from conftest import course_data
 
 import lmmlib
-from lmmlib.engine.optimize import finite_gradient, minimize_theta
+from lmmlib.engine.differences import finite_gradient
+from lmmlib.engine.optimize import minimize_theta
 from lmmlib.errors import ConvergenceWarning
 
 

@@ -27,12 +27,11 @@ from conftest import OPT_GAP, CurvatureBound, fixture_data, profiled_at, referen
 from scipy import stats
 
 import lmmlib
+from lmmlib.engine.differences import richardson_hessian, richardson_jacobian
 from lmmlib.errors import ConvergenceWarning, LmmlibError
 from lmmlib.inference.satterthwaite import (
     _pseudo_inverse,
     coef_table,
-    richardson_hessian,
-    richardson_jacobian,
     satterthwaite_parts,
 )
 
