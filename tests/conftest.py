@@ -268,3 +268,15 @@ def nepal() -> pd.DataFrame:
 def pulp() -> pd.DataFrame:
     """Paper pulp brightness by operator."""
     return course_data("pulp")
+
+
+@cache
+def three_fits() -> dict:
+    """An lm, an lmer and a glmer fit of one small simulated data set (for accessor tests)."""
+    rng = np.random.default_rng(11)
+    g = np.repeat(np.arange(15), 8)
+    x = rng.normal(size=g.size)
+    y = 1 + x + rng.normal(size=15)[g] + rng.normal(size=g.size)
+    d = pd.DataFrame({"y": y, "x": x, "g": g, "k": rng.poisson(np.exp(0.3 + 0.2 * x))})
+    return {"lmer": lmmlib.lmer("y ~ x + (1|g)", d), "lm": lmmlib.lm("y ~ x", d),
+            "glmer": lmmlib.glmer("k ~ x + (1|g)", d, "poisson")}

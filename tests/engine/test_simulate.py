@@ -3,21 +3,15 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
+from conftest import three_fits
 
 import lmmlib
 
 
 @pytest.fixture(scope="module")
 def fits():
-    rng = np.random.default_rng(11)
-    g = np.repeat(np.arange(15), 8)
-    x = rng.normal(size=g.size)
-    y = 1 + x + rng.normal(size=15)[g] + rng.normal(size=g.size)
-    d = pd.DataFrame({"y": y, "x": x, "g": g, "k": rng.poisson(np.exp(0.3 + 0.2 * x))})
-    return {"lmer": lmmlib.lmer("y ~ x + (1|g)", d),
-            "glmer": lmmlib.glmer("k ~ x + (1|g)", d, "poisson")}
+    return three_fits()
 
 
 @pytest.mark.parametrize("kind", ["lmer", "glmer"])

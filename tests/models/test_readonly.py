@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import three_fits
 
 import lmmlib
 from lmmlib.models.readonly import cached_copy
@@ -12,13 +13,7 @@ from lmmlib.models.readonly import cached_copy
 
 @pytest.fixture(scope="module")
 def fits():
-    rng = np.random.default_rng(11)
-    g = np.repeat(np.arange(15), 8)
-    x = rng.normal(size=g.size)
-    y = 1 + x + rng.normal(size=15)[g] + rng.normal(size=g.size)
-    d = pd.DataFrame({"y": y, "x": x, "g": g, "k": rng.poisson(np.exp(0.3 + 0.2 * x))})
-    return {"lmer": lmmlib.lmer("y ~ x + (1|g)", d), "lm": lmmlib.lm("y ~ x", d),
-            "glmer": lmmlib.glmer("k ~ x + (1|g)", d, "poisson")}
+    return three_fits()
 
 
 ACCESSORS = ["fixef", "vcov", "se", "fitted", "residuals", "theta", "varcorr", "ngroups"]
