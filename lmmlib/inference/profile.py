@@ -291,8 +291,10 @@ def profile(model, which: str | Sequence[str] | None = None, level_max: float = 
 
     Examples
     --------
-    >>> prof = m.profile()  # doctest: +SKIP
-    >>> prof[prof.par == ".sigma"][["value", "zeta"]]  # doctest: +SKIP
+    >>> m = lmmlib.lmer("weight ~ weeks + (1 | id)", lmmlib.datasets.load("pig"))
+    >>> prof = m.profile()
+    >>> sorted(prof.par.unique())  # one ζ curve per parameter, as lme4's profile()
+    ['(Intercept)', '.sig01', '.sigma', 'weeks']
     """
     _check_model(model)
     level_max = as_level(level_max, "level_max")
