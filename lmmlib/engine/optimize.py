@@ -23,8 +23,6 @@ from .differences import finite_gradient
 
 __all__ = ["OptSummary", "bobyqa", "minimize_theta", "optinfo"]
 
-BOUNDARY_TOL = LmerControl.boundary_tol  # lme4's isSingular tolerance
-
 
 @dataclass(frozen=True)
 class OptSummary:

@@ -23,8 +23,8 @@ from .formula import RandomTerm, signed_terms
 from .names import strip_quotes
 from .terms import piece_matrix
 
-__all__ = ["Block", "ReTerm", "build_blocks", "group_codes", "level_label", "new_level_codes",
-           "term_matrix"]
+__all__ = ["Block", "ReTerm", "build_blocks", "group_codes", "level_label", "level_labels",
+           "new_level_codes", "term_matrix"]
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,26 @@ def level_label(value: object) -> str:
     return str(value)
 
 
-def _single_codes(col: pd.Series) -> tuple[np.ndarray, list]:
+def level_labels(values: object) -> list[str]:
+    """:func:`level_label` of many values, vectorised for numeric arrays.
+
+    Examples
+    --------
+    >>> level_labels(np.array([1.0, 2.5, 10.0]))
+    ['1', '2.5', '10']
+    """
+    arr = np.asarray(values)
+    if arr.dtype.kind in "iub":
+        return list(map(str, arr.tolist()))
+    if arr.dtype.kind == "f":
+        whole = np.isfinite(arr) & (arr == np.trunc(arr)) & (np.abs(arr) < 2.0**62)
+        if whole.all():
+            return list(map(str, arr.astype(np.int64).tolist()))
+        return [str(int(v)) if w else str(v) for v, w in zip(arr.tolist(), whole, strict=True)]
+    return [level_label(v) for v in arr.ravel()]
+
+
+def _single_codes(col: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """Codes 0..k-1 and the sorted observed levels of one grouping column.
 
     Categorical columns keep their category order, others are sorted (numbers
@@ -95,19 +114,20 @@ def _single_codes(col: pd.Series) -> tuple[np.ndarray, list]:
     """
     if isinstance(col.dtype, pd.CategoricalDtype):
         used, codes = np.unique(col.cat.codes.to_numpy(), return_inverse=True)
-        return codes.astype(np.int64), list(col.cat.categories[used])
+        return codes.astype(np.int64), np.asarray(col.cat.categories[used])
     try:
         codes, uniques = pd.factorize(col, sort=True)
     except TypeError as exc:
         raise DataError(f"grouping column {col.name!r} mixes values of different types "
                         "that cannot be ordered; convert it to one type") from exc
-    return codes.astype(np.int64), list(uniques)
+    return codes.astype(np.int64), np.asarray(uniques)
 
 
-def _labels(name: str, levels: list) -> list[str]:
-    labels = [level_label(v) for v in levels]
-    if len(set(labels)) < len(labels):
-        dup = sorted({lab for lab in labels if labels.count(lab) > 1})
+def _labels(name: str, levels: np.ndarray) -> list[str]:
+    labels = level_labels(levels)
+    repeated = pd.Index(labels).duplicated()
+    if repeated.any():
+        dup = sorted(set(np.asarray(labels, dtype=object)[repeated]))
         raise DataError(f"grouping column {name!r} has different values with the same label "
                         f"{', '.join(map(repr, dup[:5]))} (e.g. 1 and '1'); convert it to one "
                         "type")
@@ -137,7 +157,7 @@ def new_level_codes(block: Block, frame: pd.DataFrame, factors: tuple[str, ...])
     for name in factors:
         col = frame[name]
         missing |= col.isna().to_numpy()
-        parts.append([level_label(v) for v in col.astype(object).to_numpy()])
+        parts.append(level_labels(col.to_numpy()))
     labels = [":".join(p) for p in zip(*parts, strict=True)]
     codes = block.levels.get_indexer(labels).astype(np.int64)
     codes[codes < 0] = -2

@@ -39,9 +39,7 @@ def _lme4_name(name: str) -> str:
 def _aliased_frame(frame: pd.DataFrame, columns: tuple[str, ...],
                    used: tuple[str, ...]) -> pd.DataFrame:
     position = {c: i for i, c in enumerate(columns)}
-    return pd.DataFrame({alias_of(position[c]): frame[c].to_numpy(copy=False)
-                         if not isinstance(frame[c].dtype, pd.CategoricalDtype) else frame[c]
-                         for c in used}, index=frame.index)
+    return frame[list(used)].set_axis([alias_of(position[c]) for c in used], axis=1)
 
 
 def _is_factor(col: pd.Series) -> bool:

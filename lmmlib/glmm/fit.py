@@ -46,7 +46,7 @@ from ..engine.differences import central_gradient, curvature_steps, hessian
 from ..engine.fitting import response_like
 from ..engine.formula import parse_formula
 from ..engine.frame import as_frame
-from ..engine.optimize import BOUNDARY_TOL, OptSummary, minimize_theta
+from ..engine.optimize import OptSummary, minimize_theta
 from ..engine.threads import blas_threads
 from ..errors import ArgumentError, ConvergenceWarning, DataError, SingularFitWarning
 from .family import (
@@ -312,13 +312,13 @@ def _place_separated(problem: GlmmProblem, sep: Separation, theta: np.ndarray,
 
 
 def _polish(f: Callable[[np.ndarray], float], x: np.ndarray, H: np.ndarray, h: np.ndarray,
-            lower: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+            lower: np.ndarray, boundary_tol: float) -> tuple[np.ndarray, np.ndarray, float]:
     """One Newton step from BOBYQA's optimum on the free coordinates (kept if f drops).
 
     Returns the point, the central-difference gradient there and f.
     """
     f0, g = f(x), central_gradient(f, x, h)
-    free = ~(np.isfinite(lower) & (x - lower < BOUNDARY_TOL))
+    free = ~(np.isfinite(lower) & (x - lower < boundary_tol))
     dx = np.zeros_like(x)
     try:
         dx[free] = -np.linalg.solve(H[np.ix_(free, free)], g[free])
@@ -352,7 +352,7 @@ def _stage2(outer: Outer, theta1: np.ndarray, sep: Separation | None,
                             np.full(x.size - nth, HESS_STEP)])
     h = curvature_steps(f, x, pilot, STEP_FRACTION)
     Hx = hessian(f, x, h)
-    x, g, fval = _polish(f, x, Hx, h, outer.lower)
+    x, g, fval = _polish(f, x, Hx, h, outer.lower, control.boundary_tol)
     theta, beta = outer.split(x)
     J = outer.jacobian()
     Jinv = np.linalg.inv(J) if J.shape[0] == J.shape[1] else np.linalg.pinv(J)

@@ -9,11 +9,11 @@ import numpy as np
 
 from ..checks import as_bool, as_instance
 from ..engine.control import LmerControl
-from ..engine.design import Design, build_design
-from ..engine.fitting import fit_theta, start_theta, theta_labels, warm_start
+from ..engine.design import build_design
+from ..engine.fitting import fit_theta, start_theta, theta_labels
 from ..engine.pls import PLS
 from ..errors import SingularFitWarning
-from .lmm import LinearMixedModel
+from .lmm import LinearMixedModel, fit_design
 
 __all__ = ["fit_design", "lmer", "refit", "start_theta", "theta_labels"]
 
@@ -112,30 +112,3 @@ def refit(model: LinearMixedModel, y: np.ndarray) -> LinearMixedModel:
     """
     as_instance(model, "model", LinearMixedModel, "a mixed model fitted by lmmlib.lmer")
     return model.refit(y)
-
-
-def fit_design(design: Design, reml: bool, start: np.ndarray | None = None) -> LinearMixedModel:
-    """Fit a mixed model to a ready-made design (e.g. one with columns of X removed).
-
-    Parameters
-    ----------
-    design : Design
-        As built by :func:`lmmlib.engine.design.build_design`, possibly modified with
-        ``dataclasses.replace(design, X=..., xnames=...)``.
-    reml : bool
-        REML or ML (a real boolean).
-    start : ndarray, optional
-        Starting θ (a warm start such as another fit's θ̂), checked as lmer's
-        ``start``; bounded components are moved off zero so that the
-        optimiser can move them.
-
-    Returns
-    -------
-    LinearMixedModel
-        Accessors that rebuild X from the formula (``predict(newdata)``) follow
-        the original formula, not the modified X.
-    """
-    reml = as_bool(reml, "reml")
-    pls = PLS(design)
-    opt = fit_theta(pls, reml, None if start is None else warm_start(design, start))
-    return LinearMixedModel(design, pls, opt, reml)

@@ -23,7 +23,7 @@ from .criteria import InformationCriteria
 from .effects import RandomEffectsMixin
 from .readonly import cached_copy
 
-__all__ = ["DevComp", "LinearMixedModel"]
+__all__ = ["DevComp", "LinearMixedModel", "fit_design"]
 
 #: Fits with σ below this fraction of the response's SD are checked for an exact fit.
 SUSPECT_SIGMA = 1e-3
@@ -333,11 +333,7 @@ class LinearMixedModel(LinearMixedFit, RandomEffectsMixin, InformationCriteria, 
         Accessors that rebuild X from the formula (``predict(newdata)``) follow
         the original formula, not the modified X.
         """
-        reml = self.reml if reml is None else as_bool(reml, "reml")
-        pls = PLS(design)
-        opt = fit_theta(pls, reml, None if start is None else warm_start(design, start),
-                        quiet=True)
-        return LinearMixedModel(design, pls, opt, reml)
+        return fit_design(design, self.reml if reml is None else reml, start, quiet=True)
 
     # -- inference (implemented in their own modules) ------------------------
     def profile(self, **kwargs: Any) -> pd.DataFrame:
@@ -397,3 +393,34 @@ def _theta(theta: Any, size: int) -> np.ndarray:
     if arr.size != size:
         raise ArgumentError(f"theta must have {size} value(s), got {arr.size}")
     return arr
+
+
+def fit_design(design: Design, reml: bool, start: Any = None,
+               quiet: bool = False) -> LinearMixedModel:
+    """Fit a mixed model to a ready-made design (e.g. one with columns of X removed).
+
+    Parameters
+    ----------
+    design : Design
+        As built by :func:`lmmlib.engine.design.build_design`, possibly modified with
+        ``dataclasses.replace(design, X=..., xnames=...)``.
+    reml : bool
+        REML or ML (a real boolean).
+    start : ndarray, optional
+        Starting θ (a warm start such as another fit's θ̂), checked as lmer's
+        ``start``; bounded components are moved off zero so that the
+        optimiser can move them.
+    quiet : bool
+        Silence convergence warnings (refits of modified designs inside a screen).
+
+    Returns
+    -------
+    LinearMixedModel
+        Accessors that rebuild X from the formula (``predict(newdata)``) follow
+        the original formula, not the modified X.
+    """
+    reml = as_bool(reml, "reml")
+    pls = PLS(design)
+    opt = fit_theta(pls, reml, None if start is None else warm_start(design, start),
+                    quiet=quiet)
+    return LinearMixedModel(design, pls, opt, reml)
