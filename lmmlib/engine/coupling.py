@@ -5,7 +5,10 @@ are factored through the Schur complement
 
     Λ_R'Z_R'Z_RΛ_R + I − TᵀT,   T = L₀⁻¹Λ₀ᵀ Z₀ᵀZ_R Λ_R,
 
-so every θ evaluation needs TᵀT and products Tᵀc.  Two strategies:
+so every θ evaluation needs TᵀT and products Tᵀc.  With observation weights
+(a weighted LMM, or a GLMM's penalised IRLS) every product is Z₀ᵀWZ_R instead;
+``reweighted`` gives the same strategy for new values of that matrix (same
+pattern), reusing the symbolic work.  Two strategies:
 
 * :class:`DenseCoupling` stores Z₀ᵀZ_R densely; fine when it is small.
 * :class:`SparseScalarCoupling` handles the common case of a scalar first block
@@ -18,6 +21,7 @@ so every θ evaluation needs TᵀT and products Tᵀc.  Two strategies:
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 
 import numpy as np
@@ -34,7 +38,12 @@ class DenseCoupling:
     """Z₀ᵀZ_R held as a dense (k₀, q₀, Q_R) array."""
 
     def __init__(self, M: sp.spmatrix, k0: int, q0: int) -> None:
+        self.k0, self.q0 = k0, q0
         self.Z0tZR = M.toarray().reshape(k0, q0, -1)
+
+    def reweighted(self, M: sp.spmatrix) -> DenseCoupling:
+        """The coupling for new values M = Z₀ᵀWZ_R."""
+        return DenseCoupling(M, self.k0, self.q0)
 
     def state(self, theta: np.ndarray, lam0: np.ndarray, L0: np.ndarray, rmul: Rmul,
               solve_lower: Callable) -> np.ndarray:
@@ -60,6 +69,11 @@ class DenseCoupling:
         """T itself."""
         return T
 
+    @staticmethod
+    def matvec(T: np.ndarray, v: np.ndarray, theta: np.ndarray, lmul: Rmul) -> np.ndarray:
+        """Tv."""
+        return T @ v
+
 
 class SparseScalarCoupling:
     """Sparse M = Z₀ᵀZ_R with a scalar first block; see the module docstring."""
@@ -67,40 +81,53 @@ class SparseScalarCoupling:
     gram_is_lower = True
     scaled = False
 
-    def __init__(self, M: sp.csr_matrix, pairs: tuple[np.ndarray, np.ndarray, np.ndarray]):
+    def __init__(self, M: sp.csr_matrix, pairs: tuple[np.ndarray, ...]) -> None:
         self.M = M
         self.n_rest = M.shape[1]
-        rows, index, values = pairs
+        rows, index, ia, ib = pairs
         # distinct positions of the lower triangle of MᵀM, and the sparse map
-        # (positions × levels) whose product with s² gives their values
+        # P (positions × levels) whose product with s² gives their values; P's
+        # nonzeros are the products m_ia·m_ib, kept in P's order for reweighting
         self.positions, slot = np.unique(index, return_inverse=True)
-        self.P = sp.csr_matrix((values, (slot, rows)), shape=(self.positions.size, M.shape[0]))
-        self.P.sum_duplicates()
+        order = np.lexsort((rows, slot))
+        self._ia, self._ib = ia[order], ib[order]
+        indptr = np.concatenate([[0], np.cumsum(np.bincount(slot, minlength=self.positions.size))])
+        self.P = sp.csr_matrix((M.data[self._ia] * M.data[self._ib], rows[order], indptr),
+                               shape=(self.positions.size, M.shape[0]))
         self.position_rows, self.position_cols = np.divmod(self.positions, self.n_rest)
+
+    def reweighted(self, M: sp.csr_matrix) -> SparseScalarCoupling:
+        """The coupling for new values M = Z₀ᵀWZ_R with this coupling's pattern."""
+        new = copy.copy(self)
+        new.M = M
+        new.P = sp.csr_matrix((M.data[self._ia] * M.data[self._ib], self.P.indices,
+                               self.P.indptr), shape=self.P.shape)
+        return new
 
     def values(self, s: np.ndarray) -> np.ndarray:
         """The nonzeros of Mᵀ diag(s²) M at :attr:`positions`."""
         return self.P @ (s * s)
 
     @staticmethod
-    def pairs(M: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-        """Row, flat (a, b ≥ a) position and m_ia·m_ib of every within-row product."""
+    def pairs(M: sp.csr_matrix) -> tuple[np.ndarray, ...] | None:
+        """Row, flat (a, b ≥ a) position and the two nonzeros (indices into M.data)
+        of every within-row product m_ia·m_ib."""
         counts = np.diff(M.indptr)
         if int(np.sum(counts * (counts + 1) // 2)) > MAX_PAIRS:
             return None
-        rows, index, values = [], [], []
+        rows, index, ia, ib = [], [], [], []
         for nnz in np.unique(counts[counts > 0]):
             which = np.flatnonzero(counts == nnz)
-            starts = M.indptr[which]
             a, b = np.triu_indices(nnz)
-            cols = M.indices[starts[:, None] + np.arange(nnz)]  # (r, nnz)
-            vals = M.data[starts[:, None] + np.arange(nnz)]
+            slots = M.indptr[which][:, None] + np.arange(nnz)  # (r, nnz) indices into M.data
+            cols = M.indices[slots]
             rows.append(np.repeat(which, a.size))
             index.append((cols[:, b] * M.shape[1] + cols[:, a]).ravel())  # lower triangle
-            values.append((vals[:, a] * vals[:, b]).ravel())
+            ia.append(slots[:, a].ravel())
+            ib.append(slots[:, b].ravel())
         if not rows:
-            return np.zeros(0, int), np.zeros(0, int), np.zeros(0)
-        return np.concatenate(rows), np.concatenate(index), np.concatenate(values)
+            return tuple(np.zeros(0, int) for _ in range(4))
+        return tuple(np.concatenate(x) for x in (rows, index, ia, ib))
 
     def state(self, theta: np.ndarray, lam0: np.ndarray, L0: np.ndarray, rmul: Rmul,
               solve_lower: Callable) -> np.ndarray:
@@ -125,6 +152,10 @@ class SparseScalarCoupling:
         """T as a dense matrix (for the final solve only)."""
         return rmul(self.M.multiply(s[:, None]).toarray(), theta)
 
+    def matvec(self, s: np.ndarray, v: np.ndarray, theta: np.ndarray, lmul: Rmul) -> np.ndarray:
+        """Tv = s ⊙ M(Λ_R v) without forming T (``lmul(v, θ)`` = Λ_R v)."""
+        return s * (self.M @ lmul(v, theta))
+
 
 def symmetrize_lower(G: np.ndarray) -> np.ndarray:
     """Fill the upper triangle of G from its lower triangle (in place)."""
@@ -133,10 +164,8 @@ def symmetrize_lower(G: np.ndarray) -> np.ndarray:
     return G
 
 
-def make_coupling(Z0: sp.spmatrix, ZR: sp.spmatrix, k0: int, q0: int):
-    """Choose the coupling strategy for a design."""
-    M = (Z0.T @ ZR).tocsr()
-    M.sort_indices()
+def make_coupling(M: sp.csr_matrix, k0: int, q0: int):
+    """Choose the coupling strategy for M = Z₀ᵀZ_R (sorted indices)."""
     if q0 == 1:
         pairs = SparseScalarCoupling.pairs(M)
         if pairs is not None:

@@ -3,16 +3,20 @@
 For a relative covariance factor Λ(θ) the random effects are b = Λu with
 u ~ N(0, σ²I).  Given θ, β and u solve the penalised least-squares problem
 
-    min ‖y − Xβ − ZΛu‖² + ‖u‖²,
+    min ‖W^½(y − o − Xβ − ZΛu)‖² + ‖u‖²,
 
-whose normal equations have the blocked Cholesky factor
+(observation weights W = diag(w), offset o; unweighted W = I) whose normal
+equations have the blocked Cholesky factor
 
-    [ L_θ    0  ]  with  L_θ L_θ' = Λ'Z'ZΛ + I.
+    [ L_θ    0  ]  with  L_θ L_θ' = Λ'Z'WZΛ + I.
     [ C'    L_X ]
 
-The profiled deviance is ``log|L_θ|² + n (1 + log(2π r²/n))`` and the REML
-criterion ``log|L_θ|² + log|L_X|² + (n−p)(1 + log(2π r²/(n−p)))``, r² being
-the penalised residual sum of squares (Bates et al., 2015, *J. Stat. Softw.*).
+The profiled deviance is ``log|L_θ|² − Σ log wᵢ + n (1 + log(2π r²/n))`` and
+the REML criterion ``log|L_θ|² + log|L_X|² − Σ log wᵢ + (n−p)(1 + log(2π
+r²/(n−p)))``, r² being the penalised weighted residual sum of squares (Bates
+et al., 2015, *J. Stat. Softw.*).  A GLMM's penalised IRLS solves the same
+problem with its working weights (:meth:`PLS.reweight`), so the LMM and the
+GLMM share this factorisation, its sparse coupling included.
 
 Everything here works on cross-products computed once, so one evaluation costs
 O(levels · q²·p) for the first grouping factor plus a dense Cholesky of the
@@ -25,117 +29,21 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import scipy.linalg
-import scipy.sparse as sp
 from scipy.linalg.lapack import dpotrf
 
+from ..errors import DataError
+from .batched import factor_first, solve_lower_batched, solve_upper_batched
 from .coupling import make_coupling, symmetrize_lower
+from .crossprod import ZPattern, z_matrix
 from .design import Design
-from .reterms import Block
 
 __all__ = ["PLS", "PLSSolution", "z_matrix"]
 
 LOG2PI = np.log(2.0 * np.pi)
-
-
-def z_matrix(block: Block) -> sp.csr_matrix:
-    """Sparse n × (levels·q) model matrix of one block (level-major columns)."""
-    n, q = block.Z.shape
-    cols = (block.codes[:, None] * q + np.arange(q)[None, :]).ravel()
-    rows = np.repeat(np.arange(n), q)
-    return sp.csr_matrix((block.Z.ravel(), (rows, cols)), shape=(n, block.nlevels * q))
-
-
-def _block_crossprod(block: Block) -> np.ndarray:
-    """Per-level Z_i'Z_i of a block, shape (levels, q, q)."""
-    k, q = block.nlevels, block.q
-    out = np.empty((k, q, q))
-    for a in range(q):
-        for c in range(a, q):
-            w = block.Z[:, a] * block.Z[:, c]
-            out[:, a, c] = out[:, c, a] = np.bincount(block.codes, weights=w, minlength=k)
-    return out
-
-
-def batched_cholesky(A: np.ndarray) -> np.ndarray:
-    """Lower Cholesky factors of a stack (k, q, q) of small SPD matrices.
-
-    Written as q² vector operations over the k levels, which for the small q of
-    random-effects terms is much faster than a batched LAPACK call.
-    """
-    k, q, _ = A.shape
-    if q == 1:
-        return np.sqrt(A)
-    L = np.zeros_like(A)
-    for j in range(q):
-        s = A[:, j, j] - np.einsum("ij,ij->i", L[:, j, :j], L[:, j, :j])
-        if np.any(s <= 0):
-            raise np.linalg.LinAlgError("matrix not positive definite")
-        L[:, j, j] = np.sqrt(s)
-        for i in range(j + 1, q):
-            L[:, i, j] = (A[:, i, j] - np.einsum("ij,ij->i", L[:, i, :j], L[:, j, :j])) / L[:, j, j]
-    return L
-
-
-def solve_lower_batched(L: np.ndarray, B: np.ndarray) -> np.ndarray:
-    """Batched L⁻¹B for lower-triangular (k, q, q) factors, B of shape (k, q, r)."""
-    q = L.shape[-1]
-    if q == 1:
-        return B / L
-    X = np.empty_like(B)
-    for i in range(q):
-        acc = B[:, i, :] - np.einsum("km,kmr->kr", L[:, i, :i], X[:, :i, :])
-        X[:, i, :] = acc / L[:, i, i, None]
-    return X
-
-
-def solve_upper_batched(L: np.ndarray, B: np.ndarray) -> np.ndarray:
-    """Batched L⁻ᵀB for lower-triangular (k, q, q) factors, B of shape (k, q, r)."""
-    q = L.shape[-1]
-    if q == 1:
-        return B / L
-    X = np.empty_like(B)
-    for i in reversed(range(q)):
-        acc = B[:, i, :] - np.einsum("km,kmr->kr", L[:, i + 1 :, i], X[:, i + 1 :, :])
-        X[:, i, :] = acc / L[:, i, i, None]
-    return X
-
-
-def _factor_first(lam: np.ndarray, ztz: np.ndarray, ztxy: np.ndarray, full: bool = True):
-    """Factor the block-diagonal first block: L_i L_iᵀ = ΛᵀZ_iᵀZ_iΛ + I for every level.
-
-    Returns the (k, q, q) factors (``None`` unless ``full``), the rows
-    L_i⁻¹ΛᵀZ_iᵀ[X y] as q arrays of shape (k, p+1) (row j of every level), and
-    log|L|².  Scalar and 2×2 blocks (random intercepts, one slope) are written
-    out element by element, which is several times faster than batched LAPACK.
-    """
-    k, q, _ = ztz.shape
-    if q == 1:
-        l11 = np.sqrt(lam[0, 0] ** 2 * ztz[:, 0, 0] + 1.0)
-        cd1 = (lam[0, 0] * ztxy[:, 0, :]) / l11[:, None]
-        return (l11.reshape(k, 1, 1) if full else None), [cd1], 2.0 * np.log(l11).sum()
-    if q == 2:
-        a, b, c = lam[0, 0], lam[1, 0], lam[1, 1]
-        m11, m12, m22 = ztz[:, 0, 0], ztz[:, 0, 1], ztz[:, 1, 1]
-        l11 = np.sqrt(a * a * m11 + 2 * a * b * m12 + b * b * m22 + 1.0)
-        l21 = c * (a * m12 + b * m22) / l11
-        l22 = np.sqrt(c * c * m22 + 1.0 - l21 * l21)
-        v1, v2 = ztxy[:, 0, :], ztxy[:, 1, :]
-        cd1 = (a * v1 + b * v2) / l11[:, None]
-        cd2 = (c * v2 - l21[:, None] * cd1) / l22[:, None]
-        L = None
-        if full:
-            L = np.zeros((k, 2, 2))
-            L[:, 0, 0], L[:, 1, 0], L[:, 1, 1] = l11, l21, l22
-        return L, [cd1, cd2], 2.0 * (np.log(l11).sum() + np.log(l22).sum())
-    A = lam.T @ ztz @ lam
-    A += np.eye(q)
-    L = batched_cholesky(A)
-    cd = solve_lower_batched(L, lam.T @ ztxy)
-    logdet = 2.0 * np.log(np.diagonal(L, axis1=1, axis2=2)).sum()
-    return L, [cd[:, j, :] for j in range(q)], logdet
 
 
 @dataclass(frozen=True)
@@ -151,7 +59,34 @@ class PLSSolution:
     L0: np.ndarray  # (k0, q0, q0) Cholesky factors of the first block
     T: np.ndarray | None  # (k0·q0, Q_R) coupling of the first block with the rest
     L_rest: np.ndarray | None  # (Q_R, Q_R) Cholesky factor of the remaining blocks
-    LX: np.ndarray  # (p, p) Cholesky factor of the Schur complement for X
+    LX: np.ndarray | None  # (p, p) factor of the Schur complement for X (None: β given)
+
+
+class _Factors(NamedTuple):
+    """The blocked factor at one θ (``state``: the coupling's, for products with T)."""
+
+    L0: np.ndarray
+    T: np.ndarray | None
+    state: object
+    L_rest: np.ndarray | None
+    cd: np.ndarray  # L⁻¹Λ'Z'W[X y], (q, p+1)
+    LX: np.ndarray | None  # (p, p) Cholesky factor of the Schur complement for X
+    lx: np.ndarray | None  # L_X⁻¹ of the Schur complement's response column
+    r2: float
+    logdet: float
+    logdet_x: float
+
+
+def _obs_vector(values, n: int, name: str, positive: bool) -> np.ndarray:
+    """``values`` as a finite float vector of length n (``positive``: > 0)."""
+    arr = np.asarray(values, dtype=float).ravel()
+    if arr.shape != (n,):
+        raise DataError(f"{name} must have one value per observation ({n}), got {arr.size}")
+    if not np.all(np.isfinite(arr)):
+        raise DataError(f"{name} must be finite")
+    if positive and not np.all(arr > 0):
+        raise DataError(f"{name} must be positive")
+    return arr
 
 
 class PLS:
@@ -161,56 +96,137 @@ class PLS:
     factor of the (p+1)×(p+1) Schur complement yields L_X, the solution for β
     and the penalised residual sum of squares r² (its last pivot squared).
 
+    With observation weights w the problem is the weighted one,
+    min ‖W^½(y − o − Xβ − ZΛu)‖² + ‖u‖² (o an offset): prior weights of a
+    weighted LMM (residual variance σ²/wᵢ, as lme4's ``weights``; the
+    criterion then includes −Σ log wᵢ as lme4's), or, through
+    :meth:`reweight`, the working weights of a GLMM's penalised IRLS step.
+
     Parameters
     ----------
     design : Design
         Output of :func:`lmmlib.engine.design.build_design`.
     y : ndarray, optional
         A response to use instead of the design's (same X and Z).
+    weights : ndarray, optional
+        Positive prior weights, one per observation.
+    offset : ndarray, optional
+        A known part of the linear predictor, one value per observation.
+
+    Examples
+    --------
+    >>> import lmmlib
+    >>> from lmmlib.engine.design import build_design
+    >>> d = lmmlib.datasets.load("pulp")
+    >>> pls = PLS(build_design("bright ~ 1 + (1 | operator)", d))
+    >>> round(pls.objective([0.6], reml=True), 4)
+    18.8546
     """
 
-    def __init__(self, design: Design, y: np.ndarray | None = None) -> None:
+    def __init__(self, design: Design, y: np.ndarray | None = None,
+                 weights: np.ndarray | None = None, offset: np.ndarray | None = None) -> None:
         self.design = design
-        X = design.X
-        self.n, self.p = X.shape
+        self.n, self.p = design.X.shape
         self.blocks = design.blocks
-        b0 = self.blocks[0]
-        self.k0, self.q0 = b0.nlevels, b0.q
-        self._Z0 = z_matrix(b0)
-        self.ZtZ0 = _block_crossprod(b0)
+        self.pattern = ZPattern(self.blocks)
+        self.k0, self.q0 = self.blocks[0].nlevels, self.blocks[0].q
         self.rest = self.blocks[1:]
-        self.n_rest = sum(b.nlevels * b.q for b in self.rest)
-        self._ZR = None
-        if self.rest:
-            self._ZR = sp.hstack([z_matrix(b) for b in self.rest]).tocsc()
-            self.ZRtZR = (self._ZR.T @ self._ZR).toarray()
-            self.coupling = make_coupling(self._Z0, self._ZR, self.k0, self.q0)
+        self.n_rest = self.pattern.n_rest
         self._rest_scalar = all(b.q == 1 for b in self.rest)
-        self._zrtzr_diag = None
-        if self.rest and not np.count_nonzero(self.ZRtZR - np.diag(np.diag(self.ZRtZR))):
-            self._zrtzr_diag = np.diag(self.ZRtZR).copy()
         self._rest_sizes = [b.nlevels for b in self.rest]
-        self._xpinv = np.linalg.pinv(X) if self.p else np.zeros((0, self.n))
+        self._base_coupling = None
+        if self.rest:
+            self._base_coupling = make_coupling(self.pattern.coupling_matrix(None), self.k0,
+                                                self.q0)
+        self._xpinv = None
+        self.offset = (np.zeros(self.n) if offset is None
+                       else _obs_vector(offset, self.n, "offset", positive=False))
+        w = None if weights is None else _obs_vector(weights, self.n, "weights", positive=True)
+        self.log_weights = 0.0 if w is None else float(np.log(w).sum())
+        self._set_weights(w)
         self._set_response(design.y if y is None else y)
 
-    def _set_response(self, y: np.ndarray) -> None:
-        """Compute the cross-products that involve the response."""
-        y = np.asarray(y, dtype=float)
-        if y.shape != (self.n,):
-            raise ValueError(f"response must have shape ({self.n},), got {y.shape}")
-        X = self.design.X
-        # an OLS offset keeps r² free of cancellation when y has a large mean
-        self.beta_offset = self._xpinv @ y
-        Xy = np.column_stack([X, y - X @ self.beta_offset])
-        self.ZtXy0 = np.asarray(self._Z0.T @ Xy).reshape(self.k0, self.q0, self.p + 1)
-        self.XytXy = Xy.T @ Xy
-        if self._ZR is not None:
-            self.ZRtXy = np.asarray(self._ZR.T @ Xy)
+    # -- cross-products ------------------------------------------------------------
+    def _set_weights(self, w: np.ndarray | None) -> None:
+        """Compute the cross-products of Z and X that involve the weights."""
+        self.weights = w
+        self.ZtZ0 = self.pattern.ztz0(w)
+        self._zrtzr = None
+        if self.rest:
+            base = self._base_coupling
+            self.coupling = base if w is None else base.reweighted(self.pattern.coupling_matrix(w))
+            self._zrtzr_diag = self.pattern.zrtzr_diag(w) if self.pattern.rest_diagonal else None
+
+    @property
+    def zrtzr(self) -> np.ndarray:
+        """Z_R'WZ_R of the blocks after the first, dense (formed on first use)."""
+        if self._zrtzr is None:
+            self._zrtzr = self.pattern.zrtzr(self.weights)
+        return self._zrtzr
+
+    def _set_response(self, y: np.ndarray | None, wy: np.ndarray | None = None) -> None:
+        """Compute the cross-products that involve the response (or only W·y, ``wy``)."""
+        X, w = self.design.X, self.weights
+        if y is not None:
+            y = np.asarray(y, dtype=float)
+            if y.shape != (self.n,):
+                raise ValueError(f"response must have shape ({self.n},), got {y.shape}")
+            y = y - self.offset
+        # an offset β from least squares keeps r² free of cancellation when y has a
+        # large mean (the problem is then solved for β − β_offset)
+        if w is None:
+            if self._xpinv is None:
+                self._xpinv = np.linalg.pinv(X) if self.p else np.zeros((0, self.n))
+            self.beta_offset = self._xpinv @ y
+            Xy = np.column_stack([X, y - X @ self.beta_offset])
+            WXy = Xy
+            self.XytXy = Xy.T @ Xy
+        else:
+            WX = X * w[:, None]
+            wy = w * y if wy is None else wy
+            XtWX = X.T @ WX
+            self.beta_offset = np.linalg.lstsq(XtWX, X.T @ wy, rcond=None)[0]
+            wr = wy - WX @ self.beta_offset
+            WXy = np.column_stack([WX, wr])
+            self.XytXy = np.empty((self.p + 1, self.p + 1))
+            self.XytXy[:, : self.p] = WXy.T @ X
+            self.XytXy[: self.p, self.p] = self.XytXy[self.p, : self.p]
+            self.XytXy[self.p, self.p] = ((y - X @ self.beta_offset) @ wr if y is not None
+                                          else np.nan)
+        self.ZtXy0 = self.pattern.z0t(WXy)
+        if self.rest:
+            self.ZRtXy = self.pattern.zrt(WXy)
 
     def with_response(self, y: np.ndarray) -> PLS:
-        """The same problem for a new response: X, Z and Z'Z are reused."""
+        """The same problem for a new response: X, Z and Z'WZ are reused."""
         new = copy.copy(self)
         new._set_response(y)
+        return new
+
+    def reweight(self, weights: np.ndarray, wy: np.ndarray) -> PLS:
+        """The problem with observation weights w and weighted response W·y.
+
+        A GLMM's penalised IRLS step is this weighted problem for its working
+        weights and working response; passing W·y rather than y keeps it
+        finite where a weight underflows.  The symbolic work (where every
+        product lands, the coupling's pattern) is reused, so a reweighting
+        costs a few passes over the observations.  The penalised residual sum
+        of squares is not available (NaN): :meth:`solve` gives β̂ and û.
+
+        Parameters
+        ----------
+        weights : ndarray
+            Non-negative weights, one per observation.
+        wy : ndarray
+            The weights times the response (its offset already removed).
+
+        Returns
+        -------
+        PLS
+        """
+        new = copy.copy(self)
+        new._set_weights(np.asarray(weights, dtype=float))
+        new._set_response(None, np.asarray(wy, dtype=float))
         return new
 
     # -- Λ for the blocks after the first, applied without forming it ------------
@@ -234,26 +250,38 @@ class PLS:
             o += w
         return out
 
+    def _lmul_rest(self, v: np.ndarray, theta: np.ndarray) -> np.ndarray:
+        """Λ_R v for a vector v over the remaining random effects."""
+        scales = self._rest_scales(theta)
+        if scales is not None:
+            return v * scales
+        out, o = np.empty_like(v), 0
+        for b in self.rest:
+            w = b.nlevels * b.q
+            out[o : o + w] = (v[o : o + w].reshape(b.nlevels, b.q) @ b.lam(theta).T).ravel()
+            o += w
+        return out
+
     def _rest_matrix(self, theta: np.ndarray, state) -> np.ndarray:
-        """Λ_Rᵀ(Z_RᵀZ_R)Λ_R + I − TᵀT; only the lower triangle is guaranteed."""
+        """Λ_Rᵀ(Z_RᵀWZ_R)Λ_R + I − TᵀT; only the lower triangle is guaranteed."""
         coupling, rmul = self.coupling, self._rmul_rest
         scales = self._rest_scales(theta)
         if not coupling.scaled and scales is not None and self._zrtzr_diag is not None:
             return self._rest_matrix_sparse(state, scales)
         gram = coupling.gram(state, theta, rmul)
         if coupling.scaled:
-            A = rmul(rmul(self.ZRtZR, theta).T, theta) - gram
+            A = rmul(rmul(self.zrtzr, theta).T, theta) - gram
         elif scales is not None:
-            A = self.ZRtZR - gram
+            A = self.zrtzr - gram
             A *= scales[:, None]
             A *= scales[None, :]
         else:
-            A = rmul(rmul(self.ZRtZR - symmetrize_lower(gram), theta).T, theta)
+            A = rmul(rmul(self.zrtzr - symmetrize_lower(gram), theta).T, theta)
         A[np.diag_indices_from(A)] += 1.0
         return A
 
     def _rest_matrix_sparse(self, state, scales: np.ndarray) -> np.ndarray:
-        """The same matrix when Z_RᵀZ_R is diagonal: only MᵀWM's nonzeros are written."""
+        """The same matrix when Z_RᵀWZ_R is diagonal: only MᵀWM's nonzeros are written."""
         coupling = self.coupling
         A = np.zeros((self.n_rest, self.n_rest))
         rows, cols = coupling.position_rows, coupling.position_cols
@@ -266,35 +294,42 @@ class PLS:
         rmul, coupling = self._rmul_rest, self.coupling
         state = coupling.state(theta, lam0, L0, rmul, solve_lower_batched)
         A = self._rest_matrix(theta, state)
+        if not np.isfinite(np.sum(A)):  # NaN and inf never reach LAPACK
+            raise np.linalg.LinAlgError("Schur complement of the remaining blocks not finite")
         L_rest = scipy.linalg.cholesky(A, lower=True, check_finite=False, overwrite_a=True)
         rhs = rmul(self.ZRtXy.T, theta).T - coupling.tmul(state, cd0, theta, rmul)
         cdR = scipy.linalg.solve_triangular(L_rest, rhs, lower=True, check_finite=False)
         T = coupling.dense(state, theta, rmul) if full else None
-        return T, L_rest, cdR
+        return state, T, L_rest, cdR
 
-    def _factor(self, theta: np.ndarray, full: bool = True):
+    def _factor(self, theta: np.ndarray, full: bool = True, x_factor: bool = True,
+                want_l0: bool = True) -> _Factors:
         lam0 = self.blocks[0].lam(theta)
-        L0, parts, logdet = _factor_first(lam0, self.ZtZ0, self.ZtXy0, full or bool(self.rest))
+        L0, parts, logdet = factor_first(lam0, self.ZtZ0, self.ZtXy0, want_l0 or bool(self.rest))
         if not np.isfinite(logdet):
             raise np.linalg.LinAlgError("first block not positive definite")
-        T = L_rest = None
-        S = self.XytXy.copy()
-        for part in parts:
-            S -= part.T @ part
-        cd = None
-        if full or self.rest:
-            cd = parts[0] if len(parts) == 1 else np.stack(parts, axis=1).reshape(-1, self.p + 1)
+        T = L_rest = state = None
+        p = self.p
+        cd = parts[0] if len(parts) == 1 else np.stack(parts, axis=1).reshape(-1, p + 1)
+        S = self.XytXy - cd.T @ cd
         if self.rest:
-            T, L_rest, cdR = self._rest_factor(theta, lam0, L0, cd, full)
+            state, T, L_rest, cdR = self._rest_factor(theta, lam0, L0, cd, full)
             S -= cdR.T @ cdR
             cd = np.vstack([cd, cdR])
             logdet += 2.0 * np.log(np.diag(L_rest)).sum()
-        LXy, info = dpotrf(S, lower=1)
-        if info != 0:
-            raise np.linalg.LinAlgError("fixed-effects Schur complement not positive definite")
-        r2 = LXy[-1, -1] ** 2
-        logdet_x = 2.0 * np.log(np.diagonal(LXy)[:-1]).sum()
-        return L0, T, L_rest, cd, LXy, r2, logdet, logdet_x
+        if not x_factor:
+            return _Factors(L0, T, state, L_rest, cd, None, None, np.nan, logdet, np.nan)
+        # the (p+1)-column Schur complement [X y]: L_X from its X block, then the
+        # response's column by one triangular solve and r² as the last pivot squared
+        LX, lx = np.zeros((0, 0)), np.zeros(0)
+        if p:
+            LX, info = dpotrf(S[:p, :p], lower=1)
+            if info != 0:
+                raise np.linalg.LinAlgError("fixed-effects Schur complement not positive definite")
+            lx = scipy.linalg.solve_triangular(LX, S[:p, p], lower=True, check_finite=False)
+        r2 = float(S[p, p] - lx @ lx)
+        logdet_x = 2.0 * np.log(np.diagonal(LX)).sum()
+        return _Factors(L0, T, state, L_rest, cd, LX, lx, r2, logdet, logdet_x)
 
     def objective(self, theta: np.ndarray, reml: bool = True) -> float:
         """Profiled REML criterion (``reml=True``) or deviance −2 log L at θ.
@@ -312,25 +347,26 @@ class PLS:
             ``inf`` where the factorisation fails.
         """
         try:
-            *_, r2, logdet, logdet_x = self._factor(np.asarray(theta, dtype=float), full=False)
+            f = self._factor(np.asarray(theta, dtype=float), full=False, want_l0=False)
         except np.linalg.LinAlgError:
             return np.inf
-        return self._criterion(r2, logdet, logdet_x, reml)
+        return self._criterion(f.r2, f.logdet, f.logdet_x, reml)
 
     def _criterion(self, r2: float, logdet: float, logdet_x: float, reml: bool) -> float:
         if not r2 > 0:
             return np.inf
         nu = self.n - self.p if reml else self.n
-        dev = logdet + nu * (1.0 + LOG2PI + np.log(r2 / nu))
+        dev = logdet - self.log_weights + nu * (1.0 + LOG2PI + np.log(r2 / nu))
         return float(dev + logdet_x) if reml else float(dev)
 
     def deviance_at(self, theta: np.ndarray, sigma: float, reml: bool = True) -> float:
         """REML criterion or deviance at (θ, σ), profiled over β only.
 
-        ``log|L_θ|² [+ log|L_X|²] + ν log(2πσ²) + r²(θ)/σ²`` with ν = n − p for
-        REML and n for ML.  Minimising over σ gives :meth:`objective`; derivatives
-        with respect to (θ, σ) give Satterthwaite's degrees of freedom and
-        Hessian-based standard errors of the variance parameters.
+        ``log|L_θ|² [+ log|L_X|²] − Σ log wᵢ + ν log(2πσ²) + r²(θ)/σ²`` with
+        ν = n − p for REML and n for ML.  Minimising over σ gives
+        :meth:`objective`; derivatives with respect to (θ, σ) give
+        Satterthwaite's degrees of freedom and Hessian-based standard errors of
+        the variance parameters.
 
         Parameters
         ----------
@@ -346,32 +382,54 @@ class PLS:
         float
         """
         try:
-            *_, r2, logdet, logdet_x = self._factor(np.asarray(theta, dtype=float), full=False)
+            f = self._factor(np.asarray(theta, dtype=float), full=False, want_l0=False)
         except np.linalg.LinAlgError:
             return np.inf
         if not sigma > 0:
             return np.inf
         nu = self.n - self.p if reml else self.n
-        dev = logdet + nu * (LOG2PI + 2.0 * np.log(sigma)) + r2 / sigma**2
-        return float(dev + logdet_x) if reml else float(dev)
+        dev = (f.logdet - self.log_weights + nu * (LOG2PI + 2.0 * np.log(sigma))
+               + f.r2 / sigma**2)
+        return float(dev + f.logdet_x) if reml else float(dev)
 
-    def solve(self, theta: np.ndarray) -> PLSSolution:
-        """Full solution at θ: β̂, spherical random effects u and the factors."""
+    def solve(self, theta: np.ndarray, beta: np.ndarray | None = None,
+              full: bool = True) -> PLSSolution:
+        """Solution at θ: β̂ and the spherical random effects û, with the factors.
+
+        Parameters
+        ----------
+        theta : ndarray
+            Relative covariance parameters.
+        beta : ndarray, optional
+            Fixed effects to condition on: û is then the minimiser for this β
+            (the fixed-effects block is not factored; r², L_X are not computed).
+        full : bool
+            Form the dense coupling T of the first block with the rest (for
+            conditional variances); without it products with T are sparse.
+
+        Returns
+        -------
+        PLSSolution
+        """
         theta = np.asarray(theta, dtype=float)
-        L0, T, L_rest, cd, LXy, r2, logdet, logdet_x = self._factor(theta)
+        f = self._factor(theta, full=full, x_factor=beta is None)
         p = self.p
-        LX = LXy[:p, :p]
-        beta = scipy.linalg.solve_triangular(LX.T, LXy[p, :p], lower=False, check_finite=False)
-        w = cd[:, p] - cd[:, :p] @ beta
+        if beta is None:
+            beta_c = scipy.linalg.solve_triangular(f.LX.T, f.lx, lower=False, check_finite=False)
+        else:
+            beta_c = np.asarray(beta, dtype=float) - self.beta_offset
+        w = f.cd[:, p] - f.cd[:, :p] @ beta_c
         n0 = self.k0 * self.q0
         parts = []
-        if L_rest is not None:
-            uR = scipy.linalg.solve_triangular(L_rest.T, w[n0:], lower=False, check_finite=False)
-            w0 = w[:n0] - T @ uR
+        if f.L_rest is not None:
+            uR = scipy.linalg.solve_triangular(f.L_rest.T, w[n0:], lower=False, check_finite=False)
+            Tu = (f.T @ uR if f.T is not None
+                  else self.coupling.matvec(f.state, uR, theta, self._lmul_rest))
+            w0 = w[:n0] - Tu
             parts.append(uR)
         else:
             w0 = w[:n0]
-        u0 = solve_upper_batched(L0, w0.reshape(self.k0, self.q0, 1)).ravel()
+        u0 = solve_upper_batched(f.L0, w0.reshape(self.k0, self.q0, 1)).ravel()
         u = np.concatenate([u0, *parts])
-        return PLSSolution(theta, beta + self.beta_offset, u, float(r2), float(logdet),
-                           float(logdet_x), L0, T, L_rest, LX)
+        return PLSSolution(theta, beta_c + self.beta_offset, u, float(f.r2), float(f.logdet),
+                           float(f.logdet_x), f.L0, f.T, f.L_rest, f.LX)

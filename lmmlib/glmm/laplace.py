@@ -46,7 +46,7 @@ from scipy.special import logsumexp
 
 from ..checks import as_count
 from ..engine.design import Design
-from ..engine.pls import batched_cholesky, solve_lower_batched, solve_upper_batched
+from ..engine.batched import batched_cholesky, solve_lower_batched, solve_upper_batched
 from ..errors import DataError
 from .family import MAX_DETA, MAX_HALVINGS, Family, glm_irls
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from conftest import SAME_OPTIMUM, fitted, fixture_names, lme4_fixture
 
-from lmmlib.engine.pls import PLS, batched_cholesky
+from lmmlib.engine.pls import PLS
 
 LMER = fixture_names("lmer")
 CLOSED_FORM_RTOL = 1e-9
@@ -48,15 +48,6 @@ def test_no_dense_n_by_n_in_fitting_path():
     arrays = [v for v in vars(m.pls).values() if isinstance(v, np.ndarray)]
     assert max(a.size for a in arrays) < n * 100
     assert all(n not in a.shape[:1] or a.ndim == 1 or a.shape[1] < 100 for a in arrays)
-
-
-def test_batched_cholesky_matches_numpy():
-    rng = np.random.default_rng(0)
-    B = rng.normal(size=(50, 3, 3))
-    A = B @ np.swapaxes(B, 1, 2) + np.eye(3)
-    # the same factorisation by a vectorised formula and by LAPACK: rounding only, a few
-    # ulps times cond(A) ≤ ~100 (seen 1.3e-13 on the Sandybridge kernel); 1e-10 relative
-    np.testing.assert_allclose(batched_cholesky(A), np.linalg.cholesky(A), rtol=1e-10)
 
 
 def test_refit_with_new_response_reuses_design(pig):
