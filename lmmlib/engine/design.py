@@ -1,10 +1,11 @@
 """Stage 2: data + parsed formula → response, fixed-effects matrix X and Z blocks.
 
-The fixed part goes through :mod:`formulaic` (treatment contrasts; the first
-category of a pandas ``Categorical`` is the reference level, as R's first
-factor level).  Rank-deficient columns are dropped the way R's ``lm`` and
-lme4 drop them: a column that is (numerically) a linear combination of the
-columns before it goes, with a warning that names it.
+The fixed part goes through :mod:`formulaic` (treatment contrasts, the first
+category of a pandas ``Categorical`` being the reference level, as R's first
+factor level; polynomial contrasts for ordered ones, as R's ``contr.poly``).
+Rank-deficient columns are dropped the way R's ``lm`` and lme4 drop them: a
+column that is (numerically) a linear combination of the columns before it
+goes, with a warning that names it.
 """
 
 from __future__ import annotations
@@ -18,10 +19,10 @@ import pandas as pd
 import scipy.linalg
 
 from ..errors import DataError, DataWarning, FormulaError
-from .formula import ParsedFormula, parse_formula
-from .frame import as_frame, model_frame, normalise_columns, response_vector
+from .formula import ParsedFormula, expand_dot, parse_formula
+from .frame import Exclusion, as_frame, build_frame, normalise_columns, response_vector
 from .reterms import Block, ReTerm, build_blocks, new_level_codes
-from .terms import MatrixSpec, piece_matrix
+from .terms import MatrixSpec, piece_matrix, state_rows
 
 __all__ = ["Design", "block_covariates", "block_rows", "build_design", "fixed_matrix",
            "fixed_rows"]
@@ -43,6 +44,18 @@ class Design:
     fixed_spec: MatrixSpec
     term_specs: dict[str, Any]
     dropped: tuple[str, ...] = ()
+    exclusion: Exclusion | None = None
+
+    def pad(self, values: Any, name: str | None = None) -> pd.Series:
+        """Per-observation values as a Series over the fit's rows.
+
+        With ``na_action="exclude"`` the Series covers the data's rows (after
+        ``subset``), NaN where a row was left out for missing values (R's
+        ``naresid``); otherwise it is indexed by the model frame's rows.
+        """
+        if self.exclusion is None:
+            return pd.Series(np.asarray(values, dtype=float), index=self.frame.index, name=name)
+        return self.exclusion.pad(values, name)
 
     @property
     def nobs(self) -> int:
@@ -153,13 +166,14 @@ def _check_exact_fit(X: np.ndarray, blocks: list[Block]) -> None:
 
 
 def build_design(formula: str | ParsedFormula, data: Any, *, require_random: bool = True,
-                 residual: bool = True) -> Design:
+                 residual: bool = True, subset: Any = None, na_action: str = "omit") -> Design:
     """Build the design of a (mixed) linear model.
 
     Parameters
     ----------
     formula : str or ParsedFormula
-        lme4-style formula.
+        lme4-style formula; a ``.`` term stands for the data's other columns
+        (see :func:`lmmlib.engine.formula.expand_dot`).
     data : DataFrame
         The data; only the columns named in the formula are used.
     require_random : bool
@@ -167,10 +181,25 @@ def build_design(formula: str | ParsedFormula, data: Any, *, require_random: boo
     residual : bool
         The model has a residual variance (Gaussian); ``False`` for GLMMs,
         which may have one random effect per observation.
+    subset : array_like, Series or str, optional
+        The rows to use, as R's ``subset`` argument: a boolean mask (a Series
+        aligned by index) or a condition such as ``"Days > 2"``; see
+        :func:`lmmlib.engine.frame.subset_mask`.
+    na_action : {"omit", "fail", "exclude"}
+        Rows with missing values: dropped (``"omit"``, R's ``na.omit``), an
+        error naming the columns (``"fail"``), or dropped with the data's rows
+        recorded in ``Design.exclusion`` so that fitted values and residuals
+        are padded with NaN (``"exclude"``, R's ``na.exclude``).
 
     Returns
     -------
     Design
+
+    Notes
+    -----
+    Stateful transforms (``scale(x)``, ``poly(x, 2)``) learn their parameters
+    on all rows of the data, before ``subset`` and the removal of incomplete
+    rows, as R's model frame evaluates them; ``predict(newdata)`` reuses them.
     """
     if isinstance(formula, str):
         parsed = parse_formula(formula)
@@ -183,11 +212,15 @@ def build_design(formula: str | ParsedFormula, data: Any, *, require_random: boo
             f"formula {parsed.text!r} has no random-effects term such as (1 | group); "
             "use lmmlib.lm for a model without random effects"
         )
-    frame = model_frame(parsed, data)
+    data = as_frame(data)
+    parsed = expand_dot(parsed, data.columns)
+    mf = build_frame(parsed, data, subset, na_action)
+    frame = mf.frame
     y = response_vector(frame, parsed.response)
-    X, names, spec = fixed_matrix(parsed.fixed, frame)
-    X, names, dropped = _drop_dependent(X, names)
-    blocks, reterms, specs = build_blocks(parsed.random, frame, residual)
+    with state_rows(mf.state):
+        X, names, spec = fixed_matrix(parsed.fixed, frame)
+        X, names, dropped = _drop_dependent(X, names)
+        blocks, reterms, specs = build_blocks(parsed.random, frame, residual)
     for b in blocks:
         if not np.isfinite(b.Z).all():
             raise DataError(f"random-effect covariates of {b.factor!r} contain inf or NaN values")
@@ -199,7 +232,8 @@ def build_design(formula: str | ParsedFormula, data: Any, *, require_random: boo
     _check_scales(columns)
     if X.shape[1] >= len(y):
         raise DataError(f"{X.shape[1]} fixed effects for {len(y)} observations: too few data")
-    return Design(parsed, frame, y, X, names, tuple(blocks), tuple(reterms), spec, specs, dropped)
+    return Design(parsed, frame, y, X, names, tuple(blocks), tuple(reterms), spec, specs, dropped,
+                  mf.exclusion)
 
 
 def newdata_frame(design: Design, newdata: Any) -> pd.DataFrame:

@@ -8,7 +8,9 @@ shorthands:
 * ``(1 | a/b)``  becomes ``(1 | a) + (1 | b:a)`` (nested factors, named as lme4 does);
 * ``(1 | a:b)``  is one term whose grouping factor is the interaction of a and b.
 
-R's ``I(x^2)`` is accepted and rewritten to Python's ``I(x**2)``.  Names in
+R's ``I(x^2)`` is accepted and rewritten to Python's ``I(x**2)``.  R's ``.``
+(all other columns) is expanded by :func:`expand_dot` once the data's columns
+are known.  Names in
 backticks (`` `body mass` ``, `` `x.1` ``) may hold any character; the splitting
 below ignores what is inside backticks and string literals.
 
@@ -19,14 +21,16 @@ from untrusted input.
 
 from __future__ import annotations
 
+import keyword
 import re
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 from ..errors import FormulaError
-from .names import mask_quoted, strip_quotes
+from .names import alias_text, mask_quoted, strip_quotes
 
-__all__ = ["ParsedFormula", "RandomTerm", "parse_formula"]
+__all__ = ["ParsedFormula", "RandomTerm", "expand_dot", "parse_formula"]
 
 
 @dataclass(frozen=True)
@@ -215,6 +219,83 @@ def _check_operators(text: str, formula: str) -> None:
                            f"{near!r}; check for a typo such as '+*' or a trailing '+'")
 
 
+def _unparenthesised(term: str, response: str, terms: list[tuple[str, str]],
+                     formula: str) -> FormulaError:
+    """The error for a bar term without parentheses, showing the corrected formula."""
+    fixed = [f"({t})" if t == term else t for _, t in terms]
+    signs = [s for s, _ in terms]
+    rhs = fixed[0] if signs[0] == "+" else f"- {fixed[0]}"
+    rhs += "".join(f" {s} {t}" for s, t in zip(signs[1:], fixed[1:], strict=True))
+    return FormulaError(
+        f"random term {term!r} in {formula!r} needs parentheses: write '({term})', "
+        f"i.e. '{response} ~ {rhs}'; without them '|' takes everything on its left "
+        "(R reads 'x + 1 | g' as '(x + 1) | g', a random slope with no fixed effects)")
+
+
+_PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
+
+
+def _as_term(column: str) -> str:
+    """A column as a formula term: backticks unless it is a plain name."""
+    if _PLAIN.fullmatch(column) and not keyword.iskeyword(column):
+        return column
+    if "`" in column:
+        raise FormulaError(f"column {column!r} contains a backtick: rename it to use '.'")
+    return f"`{column}`"
+
+
+def expand_dot(parsed: ParsedFormula, columns: Iterable[str]) -> ParsedFormula:
+    """Replace the fixed-part term ``.`` by every column not otherwise used.
+
+    As R's ``.`` in a model formula, ``.`` stands for the data's columns other
+    than those of the response; the grouping factors of the random terms are
+    left out as well (lme4 would also put them in the fixed part, where they
+    duplicate the random intercepts).  Columns keep the data's order.
+
+    Parameters
+    ----------
+    parsed : ParsedFormula
+        Output of :func:`parse_formula`.
+    columns : iterable of str
+        The data's columns.
+
+    Returns
+    -------
+    ParsedFormula
+        ``parsed`` itself when it has no ``.`` term.
+
+    Raises
+    ------
+    FormulaError
+        When ``.`` is subtracted, or no column is left for it (other uses of
+        ``.``, inside a term or a random term, are refused when the pieces are
+        built).
+
+    Examples
+    --------
+    >>> p = expand_dot(parse_formula("y ~ . + (1 | g)"), ["y", "x", "body mass", "g"])
+    >>> p.fixed
+    'x + `body mass`'
+    """
+    terms = signed_terms(parsed.fixed)
+    if not any(t == "." for _, t in terms):
+        return parsed
+    columns = [str(c) for c in columns]
+    taken = set(alias_text(parsed.response, columns).columns)
+    taken |= {f for t in parsed.random for f in t.factors}
+    rest = [c for c in columns if c not in taken]
+    if any(t == "." and s == "-" for s, t in terms):
+        raise FormulaError(f"'- .' in {parsed.text!r} removes every column; list the "
+                           "predictors instead")
+    if not rest:
+        raise FormulaError(f"'.' in {parsed.text!r} stands for no column: the data have no "
+                           "columns besides the response and the grouping factors")
+    dot = " + ".join(_as_term(c) for c in rest)
+    fixed = " + ".join(dot if t == "." else (t if s == "+" else f"- {t}") for s, t in terms)
+    fixed = fixed.replace("+ -", "-")
+    return replace(parsed, fixed=fixed)
+
+
 @lru_cache(maxsize=256)
 def parse_formula(formula: str) -> ParsedFormula:
     """Parse an lme4-style model formula.
@@ -247,12 +328,11 @@ def parse_formula(formula: str) -> ParsedFormula:
         raise FormulaError(f"formula {formula!r} has an empty right-hand side")
     fixed: list[str] = []
     random: list[RandomTerm] = []
-    for sign, term in signed_terms(rhs):
+    terms = signed_terms(rhs)
+    for sign, term in terms:
         bar = _bar_term(term)
         if bar is None and len(_split_top_level(term, "|")) > 1:
-            raise FormulaError(
-                f"random term {term!r} in {formula!r} needs parentheses: write "
-                f"'({term.strip()})', e.g. 'y ~ x + (1 | g)'")
+            raise _unparenthesised(term, response, terms, formula)
         if bar is None:
             fixed.append(term if sign == "+" else f"- {term}")
         elif sign == "-":

@@ -11,27 +11,39 @@ later stages only ever see finite numbers and well-formed grouping factors:
 * dates, durations and complex numbers are refused as covariates, numbers
   stored as text are reported, and a column mixing numbers with strings is
   refused (``1`` and ``"1"`` would be two different levels);
+* ``subset`` (a boolean mask or a query string, R's ``subset`` argument)
+  selects rows first;
 * rows with missing values are dropped and counted, and a response
   expression such as ``log(y)`` that is undefined on some rows drops those
-  rows with a counted warning, as R's model frame does.
+  rows with a counted warning, as R's model frame does with ``na.omit``;
+  ``na_action="fail"`` refuses them instead (R's ``na.fail``) and
+  ``na_action="exclude"`` (R's ``na.exclude``) drops them but records where
+  the rows used sit among the data's (:class:`Exclusion`), so that fitted
+  values and residuals can be padded with NaN back to the data's rows.
 """
 
 from __future__ import annotations
 
 import warnings
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from ..errors import DataError, DataWarning, FormulaError
+from ..checks import as_choice
+from ..errors import ArgumentError, DataError, DataWarning, FormulaError
 from .formula import ParsedFormula
 from .names import alias_text, strip_quotes
 from .terms import evaluate_piece
 
-__all__ = ["as_frame", "model_frame", "normalise_columns", "required_columns",
-           "response_vector"]
+__all__ = ["NA_ACTIONS", "Exclusion", "ModelFrame", "as_frame", "as_na_action", "build_frame",
+           "model_frame", "normalise_columns", "required_columns", "response_vector",
+           "subset_mask"]
+
+#: Values of ``na_action``, as R's ``na.omit``, ``na.fail`` and ``na.exclude``.
+NA_ACTIONS = ("omit", "fail", "exclude")
 
 
 def as_frame(data: Any) -> pd.DataFrame:
@@ -145,20 +157,25 @@ def normalise_columns(frame: pd.DataFrame, grouping: Iterable[str] = ()) -> pd.D
     return pd.DataFrame(cols, index=frame.index)
 
 
-def _drop_missing(frame: pd.DataFrame, total: int) -> pd.DataFrame:
+def _missing_rows(frame: pd.DataFrame, total: int, na_action: str) -> np.ndarray:
+    """Mask of the rows with a missing value (an error for ``na_action="fail"``)."""
     bad = frame.isna()
-    rows = bad.any(axis=1)
+    rows = bad.any(axis=1).to_numpy()
     if rows.any():
         counts = ", ".join(f"{c}: {int(n)}" for c, n in bad.sum().items() if n)
+        if na_action == "fail":
+            shown = ", ".join(map(repr, bad.columns[bad.any()]))
+            raise DataError(f"missing values in column(s) {shown} ({counts} of {total} rows) "
+                            "and na_action='fail'; drop or fill them, or use "
+                            "na_action='omit' or 'exclude'")
         warnings.warn(
             f"dropped {int(rows.sum())} of {total} rows with missing values ({counts})",
             DataWarning,
-            stacklevel=5,
+            stacklevel=6,
         )
-        frame = frame.loc[~rows]
-    if frame.empty:
+    if rows.all():
         raise DataError(f"no complete rows left after dropping missing values (of {total})")
-    return frame
+    return rows
 
 
 def _drop_unused_levels(frame: pd.DataFrame) -> pd.DataFrame:
@@ -173,18 +190,22 @@ def _drop_unused_levels(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def _response_expression(frame: pd.DataFrame, response: str) -> pd.DataFrame:
-    """Evaluate a response such as ``log(y)`` and drop the rows where it is undefined."""
+def _response_expression(frame: pd.DataFrame, response: str,
+                         na_action: str) -> tuple[pd.DataFrame, np.ndarray]:
+    """Evaluate a response such as ``log(y)``; also the mask of rows where it is undefined."""
     y = evaluate_piece(response, frame)
     bad = ~np.isfinite(y)
     if bad.any():
+        if na_action == "fail":
+            raise DataError(f"the response {response!r} is not finite on {int(bad.sum())} of "
+                            f"{len(frame)} rows (e.g. a log of a value <= 0) and "
+                            "na_action='fail'")
         warnings.warn(f"dropped {int(bad.sum())} of {len(frame)} rows where the response "
                       f"{response!r} is not finite (e.g. a log of a value <= 0)",
-                      DataWarning, stacklevel=5)
-        frame, y = frame.loc[~bad], y[~bad]
-        if frame.empty:
+                      DataWarning, stacklevel=6)
+        if bad.all():
             raise DataError(f"the response {response!r} is not finite on any row")
-    return frame.assign(**{response: y})
+    return frame.assign(**{response: y}).loc[~bad], bad
 
 
 def response_vector(frame: pd.DataFrame, response: str) -> np.ndarray:
@@ -204,7 +225,166 @@ def response_vector(frame: pd.DataFrame, response: str) -> np.ndarray:
     return y
 
 
-def model_frame(parsed: ParsedFormula, data: Any) -> pd.DataFrame:
+@dataclass(frozen=True)
+class Exclusion:
+    """Where the rows of a fit sit among the data's rows (R's ``na.exclude``).
+
+    Attributes
+    ----------
+    index : pandas.Index
+        The rows of the data (after ``subset``).
+    kept : ndarray of int
+        Positions in ``index`` of the rows the fit used, in their order.
+    """
+
+    index: pd.Index
+    kept: np.ndarray
+
+    def pad(self, values: Any, name: str | None = None) -> pd.Series:
+        """One value per row of the fit, as a Series over the data's rows (NaN elsewhere).
+
+        Examples
+        --------
+        >>> e = Exclusion(pd.Index([10, 11, 12]), np.array([0, 2]))
+        >>> e.pad([1.0, 3.0]).tolist()
+        [1.0, nan, 3.0]
+        """
+        values = np.asarray(values, dtype=float)
+        if values.shape[0] != self.kept.size:
+            raise DataError(f"{values.shape[0]} values for the {self.kept.size} rows of the fit")
+        out = np.full((len(self.index),) + values.shape[1:], np.nan)
+        out[self.kept] = values
+        return pd.Series(out, index=self.index, name=name)
+
+
+@dataclass(frozen=True)
+class ModelFrame:
+    """The model frame and what the later stages need besides it.
+
+    Attributes
+    ----------
+    frame : DataFrame
+        The rows and columns of the fit (see :func:`model_frame`).
+    state : DataFrame
+        The needed columns on every row of the data, before ``subset`` and the
+        removal of incomplete rows: where stateful transforms (``scale``,
+        ``poly``) learn their parameters, as in R.
+    exclusion : Exclusion or None
+        For ``na_action="exclude"``: where the frame's rows sit among the data's.
+    """
+
+    frame: pd.DataFrame
+    state: pd.DataFrame
+    exclusion: Exclusion | None = None
+
+
+def as_na_action(value: Any) -> str:
+    """``na_action`` as one of :data:`NA_ACTIONS` (R's ``"na.omit"`` spellings accepted)."""
+    if isinstance(value, str) and value.startswith("na."):
+        value = value[3:]
+    return as_choice(value, "na_action", NA_ACTIONS)
+
+
+def subset_mask(data: pd.DataFrame, subset: Any) -> np.ndarray | None:
+    """The rows ``subset`` selects, as a boolean mask over the rows of ``data``.
+
+    ``subset`` is ``None`` (every row), a boolean array or Series of one value
+    per row (a Series is aligned by the data's index), or a string: a condition
+    on the data's columns, evaluated by :meth:`pandas.DataFrame.eval`
+    (``"Days > 2 and Subject != '308'"``; names that are not plain in
+    backticks).  As in R, a missing value in the condition leaves the row out.
+
+    Raises
+    ------
+    ArgumentError
+        For a mask of another length or index, a non-boolean mask, or a
+        condition that cannot be evaluated.
+
+    Examples
+    --------
+    >>> subset_mask(pd.DataFrame({"x": [1, 2, 3]}), "x > 1").tolist()
+    [False, True, True]
+    """
+    if subset is None:
+        return None
+    if isinstance(subset, str):
+        try:
+            value = data.eval(subset, engine="python")
+        except Exception as exc:  # pandas raises many types on bad expressions
+            raise ArgumentError(f"cannot evaluate subset={subset!r} on the data: {exc}") from exc
+        if np.ndim(value) == 0:
+            raise ArgumentError(f"subset={subset!r} gives one value, not one per row")
+        subset = value
+    if isinstance(subset, pd.Series):
+        if not subset.index.equals(data.index):
+            if subset.index.has_duplicates or not subset.index.isin(data.index).all() \
+                    or data.index.has_duplicates:
+                raise ArgumentError("subset is a Series whose index is not the data's; "
+                                    "pass subset.to_numpy() to select by position")
+            subset = subset.reindex(data.index)
+        subset = subset.astype(object).where(subset.notna(), False).to_numpy()
+    mask = np.asarray(subset)
+    if mask.ndim != 1 or mask.shape[0] != len(data):
+        raise ArgumentError(f"subset must have one value per row of the data ({len(data)}), "
+                            f"got shape {mask.shape}")
+    if mask.dtype != bool:
+        values = [v for v in mask.tolist() if not pd.isna(v)] if mask.dtype == object else mask
+        if mask.dtype != object or not all(isinstance(v, bool) for v in values):
+            raise ArgumentError("subset must be boolean (True for the rows to use), got "
+                                f"values of dtype {mask.dtype}")
+        mask = np.array([v is True for v in mask.tolist()])
+    if not mask.any():
+        raise DataError("subset selects no rows of the data")
+    return mask
+
+
+def build_frame(parsed: ParsedFormula, data: Any, subset: Any = None,
+                na_action: str = "omit") -> ModelFrame:
+    """The model frame of a formula on data, with ``subset`` and ``na_action`` as in R.
+
+    Parameters
+    ----------
+    parsed : ParsedFormula
+        Output of :func:`lmmlib.engine.formula.parse_formula` (``.`` expanded).
+    data : DataFrame or mapping
+        The user's data.
+    subset : array_like, Series or str, optional
+        The rows to use (see :func:`subset_mask`).
+    na_action : {"omit", "fail", "exclude"}
+        Rows with missing values are dropped (``"omit"``, ``"exclude"``) or an
+        error (``"fail"``).
+
+    Returns
+    -------
+    ModelFrame
+    """
+    na_action = as_na_action(na_action)
+    data = as_frame(data)
+    if len(data) == 0:
+        raise DataError("the data have 0 rows")
+    names = required_columns(parsed, data.columns)
+    _check_duplicates(data, names)
+    grouping = {f for t in parsed.random for f in t.factors}
+    state = normalise_columns(data.loc[:, names], grouping)
+    mask = subset_mask(data, subset)
+    frame = state if mask is None else state.loc[mask]
+    index = frame.index
+    dropped = _missing_rows(frame, len(frame), na_action)
+    frame = _drop_unused_levels(frame.loc[~dropped] if dropped.any() else frame)
+    if strip_quotes(parsed.response) not in frame.columns:
+        frame, bad = _response_expression(frame, parsed.response, na_action)
+        kept = np.flatnonzero(~dropped)[~bad]
+        frame = _drop_unused_levels(frame) if bad.any() else frame
+    else:
+        kept = np.flatnonzero(~dropped)
+    if len(frame) < 2:
+        raise DataError(f"only {len(frame)} complete row: a model needs several observations")
+    exclusion = Exclusion(index, kept) if na_action == "exclude" else None
+    return ModelFrame(frame, state, exclusion)
+
+
+def model_frame(parsed: ParsedFormula, data: Any, subset: Any = None,
+                na_action: str = "omit") -> pd.DataFrame:
     """Select the columns a formula needs and drop incomplete rows.
 
     Parameters
@@ -213,6 +393,10 @@ def model_frame(parsed: ParsedFormula, data: Any) -> pd.DataFrame:
         Output of :func:`lmmlib.engine.formula.parse_formula`.
     data : DataFrame or mapping
         The user's data.
+    subset : array_like, Series or str, optional
+        The rows to use, as R's ``subset`` (see :func:`subset_mask`).
+    na_action : {"omit", "fail", "exclude"}
+        What to do with rows with missing values (see :func:`build_frame`).
 
     Returns
     -------
@@ -234,16 +418,4 @@ def model_frame(parsed: ParsedFormula, data: Any) -> pd.DataFrame:
     dropped, as R's factors drop unused levels; the first remaining category
     is the reference level.
     """
-    data = as_frame(data)
-    if len(data) == 0:
-        raise DataError("the data have 0 rows")
-    names = required_columns(parsed, data.columns)
-    _check_duplicates(data, names)
-    grouping = {f for t in parsed.random for f in t.factors}
-    frame = normalise_columns(data.loc[:, names], grouping)
-    frame = _drop_unused_levels(_drop_missing(frame, len(data)))
-    if strip_quotes(parsed.response) not in frame.columns:
-        frame = _response_expression(frame, parsed.response)
-    if len(frame) < 2:
-        raise DataError(f"only {len(frame)} complete row: a model needs several observations")
-    return frame
+    return build_frame(parsed, data, subset, na_action).frame

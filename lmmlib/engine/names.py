@@ -27,20 +27,16 @@ from functools import lru_cache
 from formulaic.transforms import TRANSFORMS
 
 from ..errors import FormulaError
+from .rfunctions import CONTEXT
 
-__all__ = ["Aliased", "alias_text", "mask_quoted", "restore_names", "strip_quotes"]
+__all__ = ["Aliased", "alias_text", "mask_quoted", "r_names", "restore_names", "strip_quotes"]
 
-#: Names formulaic's evaluation provides (``np``, ``log``, ``C``, ``poly``...), and constants.
-KNOWN = frozenset(TRANSFORMS) | {"True", "False", "None"}
+#: Names formula evaluation provides: formulaic's (``np``, ``log``, ``C``, ``poly``...),
+#: R's functions of :mod:`lmmlib.engine.rfunctions` (``sqrt``, ``abs``...), constants.
+KNOWN = frozenset(TRANSFORMS) | frozenset(CONTEXT) | {"True", "False", "None"}
 
 #: R functions formulaic does not know by that name, with what to write instead.
 R_HINTS = {
-    "sqrt": "np.sqrt({arg})",
-    "abs": "np.abs({arg})",
-    "log1p": "np.log1p({arg})",
-    "expm1": "np.expm1({arg})",
-    "sin": "np.sin({arg})",
-    "cos": "np.cos({arg})",
     "factor": "C({arg})",
     "as.factor": "C({arg})",
     "ordered": "C({arg})",
@@ -156,8 +152,9 @@ def _alias(piece: str, columns: tuple[str, ...], index: tuple[tuple[str, int], .
             continue
         if tok == ".":
             raise FormulaError(
-                f"the '.' shorthand for 'all other columns' in {piece!r} is not supported: "
-                "list the predictors, e.g. 'y ~ a + b + (1 | g)'")
+                f"the '.' shorthand for 'all other columns' in {piece!r} can only be added "
+                "as a term of its own to the fixed part, e.g. 'y ~ . + (1 | g)'; list the "
+                "predictors where they are combined otherwise, e.g. 'y ~ (a + b)^2'")
         after = _next_char(piece, m.end())
         root, _, rest = tok.partition(".")
         if after.startswith("("):  # a call
@@ -215,3 +212,50 @@ def restore_names(names: Iterable[str], columns: Sequence[str]) -> tuple[str, ..
     """Model-matrix column names with the aliases replaced by the real column names."""
     cols = [str(c) for c in columns]
     return tuple(_ALIAS.sub(lambda m: cols[int(m.group(1))], str(n)) for n in names)
+
+
+_POLY_CONTRAST = re.compile(r"C\((_lmm\d+_), contr\.poly\)\[([^\]]*)\]")
+_POLY_BASIS = re.compile(r"(\bpoly\((?:[^()]|\([^()]*\))*\))\[(\d+)\]")
+
+
+def wrap_ordered(text: str, ordered: Iterable[int]) -> str:
+    """Give the ordered factors among the aliases R's default polynomial contrasts.
+
+    Every bare use of the alias of an ordered factor becomes
+    ``C(alias, contr.poly)``; a factor already inside ``C(...)`` keeps the
+    contrasts written there.
+
+    Examples
+    --------
+    >>> wrap_ordered("_lmm0_ + _lmm1_:_lmm2_ + C(_lmm1_, contr.sum)", [1])
+    '_lmm0_ + C(_lmm1_, contr.poly):_lmm2_ + C(_lmm1_, contr.sum)'
+    """
+    wanted = {alias_of(i) for i in ordered}
+    if not wanted:
+        return text
+
+    def wrap(m: re.Match) -> str:
+        if m.group(0) not in wanted or re.search(r"\bC\(\s*$", text[: m.start()]):
+            return m.group(0)
+        return f"C({m.group(0)}, contr.poly)"
+
+    return _ALIAS.sub(wrap, text)
+
+
+def r_names(names: Iterable[str]) -> list[str]:
+    """formulaic's names of polynomial columns as R names them (still aliased).
+
+    ``C(a, contr.poly)[.L]`` → ``a.L`` and ``[^4]`` → ``a^4`` (R's ``contr.poly``
+    columns; the full-rank coding of a term without intercept keeps ``a[level]``
+    like formulaic's other factors); ``poly(a, 2)[1]`` → ``poly(a, 2)1``.
+
+    Examples
+    --------
+    >>> r_names(["C(_lmm0_, contr.poly)[.L]", "poly(_lmm1_, 2)[2]:C(_lmm0_, contr.poly)[^4]"])
+    ['_lmm0_.L', 'poly(_lmm1_, 2)2:_lmm0_^4']
+    """
+    def contrast(m: re.Match) -> str:
+        label = m.group(2)
+        return m.group(1) + (label if label[:1] in (".", "^") else f"[{label}]")
+
+    return [_POLY_BASIS.sub(r"\1\2", _POLY_CONTRAST.sub(contrast, str(n))) for n in names]

@@ -2,7 +2,17 @@
 
 A piece (the fixed part, a random term's expression, a response expression)
 is rewritten with :func:`lmmlib.engine.names.alias_text` and evaluated by formulaic
-on a frame that holds only the aliased columns.  The :class:`MatrixSpec` it
+on a frame that holds only the aliased columns, with R's functions of
+:mod:`lmmlib.engine.rfunctions` (``sqrt``, R's ``scale``) in scope.  As in R:
+
+* ordered factors (pandas ordered ``Categorical``) get polynomial contrasts
+  (``contr.poly``, columns ``f.L``, ``f.Q``, ``f.C``, ``f^4``...), other factors
+  treatment contrasts;
+* ``poly(x, 2)`` columns are named ``poly(x, 2)1``, ``poly(x, 2)2``;
+* stateful transforms (``scale``, ``poly``, ``center``, splines) learn their
+  parameters on the rows given by :func:`state_rows` when a fit sets them (the
+  data before ``subset`` and before incomplete rows are dropped, where R's
+  model frame evaluates them), otherwise on the model frame.  The :class:`MatrixSpec` it
 returns rebuilds the same columns for new rows, and refuses, naming the
 column, what would otherwise be a silent wrong answer: a missing column, a
 missing value, or a level of a factor that the fit never saw (lme4's "new
@@ -12,6 +22,9 @@ levels detected in newdata").
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -21,9 +34,29 @@ import pandas as pd
 from formulaic import Formula
 
 from ..errors import DataError, FormulaError
-from .names import alias_of, alias_text, restore_names
+from .names import alias_of, alias_text, r_names, restore_names, wrap_ordered
+from .rfunctions import CONTEXT
 
-__all__ = ["MatrixSpec", "evaluate_piece", "piece_matrix"]
+__all__ = ["MatrixSpec", "evaluate_piece", "piece_matrix", "state_rows"]
+
+#: The rows on which stateful transforms learn their parameters (see state_rows).
+_STATE_ROWS: ContextVar[pd.DataFrame | None] = ContextVar("lmmlib_state_rows", default=None)
+
+
+@contextmanager
+def state_rows(frame: pd.DataFrame | None) -> Iterator[None]:
+    """Within this context, stateful transforms learn their parameters on ``frame``.
+
+    R's model frame evaluates ``scale(x)`` and ``poly(x, 2)`` on the whole data,
+    before ``subset`` and the removal of incomplete rows; ``frame`` holds those
+    rows (with the model frame's columns).  ``None`` (the default) uses the
+    rows of the matrix being built.
+    """
+    token = _STATE_ROWS.set(frame)
+    try:
+        yield
+    finally:
+        _STATE_ROWS.reset(token)
 
 
 @lru_cache(maxsize=512)
@@ -99,7 +132,7 @@ class MatrixSpec:
         with warnings.catch_warnings():
             warnings.simplefilter("error")  # formulaic warns about unseen levels
             try:
-                out = self.spec.get_model_matrix(safe)
+                out = self.spec.get_model_matrix(safe, context=CONTEXT)
             except Exception as exc:
                 raise DataError(f"cannot build {self.piece!r} for {what}: "
                                 f"{_restore(str(exc), self.columns)}") from exc
@@ -108,6 +141,31 @@ class MatrixSpec:
 
 def _restore(message: str, columns: tuple[str, ...]) -> str:
     return restore_names([message], columns)[0]
+
+
+def _is_ordered(col: pd.Series) -> bool:
+    return isinstance(col.dtype, pd.CategoricalDtype) and bool(col.dtype.ordered)
+
+
+def _relearn_state(mm: Any, text: str, safe: pd.DataFrame, columns: tuple[str, ...],
+                   used: tuple[str, ...]) -> Any:
+    """Rebuild ``mm`` with its stateful transforms learned on the state rows.
+
+    The levels of the factors stay those of the model frame (R drops unused
+    levels); only the transforms' parameters come from the larger set of rows.
+    """
+    full = _STATE_ROWS.get()
+    if full is None or len(full) == len(safe) or not set(used) <= set(full.columns):
+        return mm
+    rows = _aliased_frame(full, columns, used)
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        try:
+            learned = _formula(text).get_model_matrix(rows, na_action="ignore", context=CONTEXT)
+        except Exception:  # noqa: BLE001 - e.g. a level only the dropped rows have
+            return mm
+    spec = mm.model_spec.update(transform_state=learned.model_spec.transform_state)
+    return spec.get_model_matrix(safe, context=CONTEXT)
 
 
 def piece_matrix(piece: str, frame: pd.DataFrame, what: str) -> tuple[np.ndarray, MatrixSpec]:
@@ -130,15 +188,19 @@ def piece_matrix(piece: str, frame: pd.DataFrame, what: str) -> tuple[np.ndarray
     """
     columns = tuple(str(c) for c in frame.columns)
     aliased = alias_text(piece, columns)
+    ordered = [i for i, c in enumerate(columns) if c in aliased.columns and _is_ordered(frame[c])]
+    text = wrap_ordered(aliased.text, ordered)
     safe = _aliased_frame(frame, columns, aliased.columns)
     try:
-        mm = _formula(aliased.text).get_model_matrix(safe, na_action="raise")
+        mm = _formula(text).get_model_matrix(safe, na_action="raise", context=CONTEXT)
+        if mm.model_spec.transform_state:
+            mm = _relearn_state(mm, text, safe, columns, aliased.columns)
     except FormulaError:
         raise
     except Exception as exc:  # formulaic raises many types on bad terms
         raise FormulaError(f"cannot build {what} from {piece!r}: "
                            f"{_restore(str(exc), columns)}") from exc
-    names = restore_names([_lme4_name(str(n)) for n in mm.columns], columns)
+    names = restore_names(r_names(_lme4_name(str(n)) for n in mm.columns), columns)
     levels = {c: frozenset(str(v) for v in frame[c].unique())
               for c in aliased.columns if _is_factor(frame[c])}
     X = np.asarray(mm, dtype=float)
@@ -155,7 +217,8 @@ def evaluate_piece(expr: str, frame: pd.DataFrame) -> np.ndarray:
     safe = _aliased_frame(frame, columns, aliased.columns)
     try:
         with np.errstate(all="ignore"):
-            mm = _formula(f"0 + {aliased.text}").get_model_matrix(safe, na_action="ignore")
+            mm = _formula(f"0 + {aliased.text}").get_model_matrix(safe, na_action="ignore",
+                                                                  context=CONTEXT)
     except Exception as exc:
         raise FormulaError(f"cannot evaluate the response {expr!r}: "
                            f"{_restore(str(exc), columns)}") from exc

@@ -13,12 +13,14 @@ from ..engine.design import build_design
 from ..engine.fitting import fit_theta, start_theta, theta_labels
 from ..engine.pls import PLS
 from ..errors import SingularFitWarning
+from .exclude import ExcludedLinearMixedModel
 from .lmm import LinearMixedModel, fit_design
 
 __all__ = ["fit_design", "lmer", "refit", "start_theta", "theta_labels"]
 
 
-def lmer(formula: str, data: Any, reml: bool = True, *, start: np.ndarray | None = None,
+def lmer(formula: str, data: Any, reml: bool = True, *, subset: Any = None,
+         na_action: str = "omit", start: np.ndarray | None = None,
          control: LmerControl | None = None) -> LinearMixedModel:
     """Fit a linear mixed model with lme4's formula syntax.
 
@@ -27,13 +29,26 @@ def lmer(formula: str, data: Any, reml: bool = True, *, start: np.ndarray | None
     formula : str
         For example ``"Reaction ~ Days + (Days | Subject)"``.  Random terms:
         ``(1|g)``, ``(x|g)``, ``(1+x|g)``, ``(0+x|g)``, ``(x||g)``, crossed
-        ``(1|a) + (1|b)``, nested ``(1|a/b)`` and ``(1|a:b)``.
+        ``(1|a) + (1|b)``, nested ``(1|a/b)`` and ``(1|a:b)``.  R's functions
+        ``log``, ``exp``, ``sqrt``, ``abs``, ``I()``, ``poly(x, k)`` and
+        ``scale(x)`` work as in R, in the fixed part and in the random terms;
+        ``y ~ . + (1 | g)`` uses every other column except the grouping factors.
     data : DataFrame
         The data.  Pandas ``Categorical`` columns keep their category order, the
-        first category being the reference level of treatment contrasts.
+        first category being the reference level of treatment contrasts; ordered
+        ones get polynomial contrasts (R's ``contr.poly``: ``f.L``, ``f.Q``...).
     reml : bool
         Restricted maximum likelihood (default, as lme4) or maximum likelihood.
         Must be a real boolean: ``reml="FALSE"`` is an error, not a REML fit.
+    subset : array_like, Series or str, optional
+        The rows to fit, as R's ``subset``: a boolean mask (one value per row; a
+        Series is aligned by index) or a condition on the columns such as
+        ``"Days > 2"`` (evaluated by ``DataFrame.eval``).
+    na_action : {"omit", "fail", "exclude"}
+        Rows with missing values in the columns the formula uses are dropped
+        (``"omit"``, R's ``na.omit``), an error naming the columns (``"fail"``),
+        or dropped with ``fitted``, ``residuals`` and ``predict()`` padded with
+        NaN back to the data's rows (``"exclude"``, R's ``na.exclude``).
     start : array_like, optional
         Starting θ (default: Λ = I, as lme4): one finite value per element of θ
         (in lme4's order, see :func:`theta_labels`), at least 0 for the
@@ -56,7 +71,12 @@ def lmer(formula: str, data: Any, reml: bool = True, *, start: np.ndarray | None
     Notes
     -----
     Formulas are code: formulaic evaluates their terms as Python (as R
-    evaluates formulas), so never pass formulas from untrusted input.
+    evaluates formulas), so never pass formulas from untrusted input; the same
+    holds for a ``subset`` string.
+
+    As in R, ``scale(x)`` and ``poly(x, k)`` are computed on the whole data,
+    before ``subset`` and the removal of incomplete rows, and ``predict`` on
+    new data reuses their centre, scale and polynomial coefficients.
 
     Warns
     -----
@@ -70,15 +90,20 @@ def lmer(formula: str, data: Any, reml: bool = True, *, start: np.ndarray | None
     >>> m = lmer("weight ~ weeks + (1 | id)", lmmlib.datasets.load("pig"))
     >>> m.fixef.round(3).tolist()  # lme4: 19.356, 6.210
     [19.356, 6.21]
+    >>> pig = lmmlib.datasets.load("pig")
+    >>> m = lmer("weight ~ poly(weeks, 2) + (1 | id)", pig, subset="weeks > 1")
+    >>> list(m.fixef.index)
+    ['(Intercept)', 'poly(weeks, 2)1', 'poly(weeks, 2)2']
     """
     reml = as_bool(reml, "reml")
     control = as_instance(LmerControl() if control is None else control, "control",
                           LmerControl, "an lmmlib.LmerControl")
-    design = build_design(formula, data)
+    design = build_design(formula, data, subset=subset, na_action=na_action)
     theta0 = None if start is None else start_theta(design, start)
     pls = PLS(design)
     opt = fit_theta(pls, reml, theta0, control=control)
-    model = LinearMixedModel(design, pls, opt, reml)
+    kind = LinearMixedModel if design.exclusion is None else ExcludedLinearMixedModel
+    model = kind(design, pls, opt, reml)
     if model.is_singular:
         warnings.warn("boundary (singular) fit: a variance component is estimated as zero "
                       "or a correlation as +-1; see model.varcorr", SingularFitWarning,

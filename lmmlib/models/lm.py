@@ -107,14 +107,13 @@ class LinearModel(LinearFit, InformationCriteria, DataAccessors):
 
     @property
     def fitted(self) -> pd.Series:
-        """Fitted values Xβ̂."""
-        return pd.Series(self.design.X @ self._beta, index=self.design.frame.index, name="fitted")
+        """Fitted values Xβ̂ (with ``na_action="exclude"``: NaN on the rows left out)."""
+        return self.design.pad(self.design.X @ self._beta, "fitted")
 
     @property
     def residuals(self) -> pd.Series:
-        """Response minus fitted values."""
-        return pd.Series(self.design.y - self.fitted.to_numpy(), index=self.fitted.index,
-                         name="residuals")
+        """Response minus fitted values (with ``na_action="exclude"``: NaN on the rows left out)."""
+        return self.design.pad(self.design.y - self.design.X @ self._beta, "residuals")
 
     def resid(self, type: str = "response", scaled: bool = False) -> pd.Series:
         """Residuals of a ``type`` (R's ``residuals(m, type)``); all are y − fitted here.
@@ -125,7 +124,7 @@ class LinearModel(LinearFit, InformationCriteria, DataAccessors):
         return gaussian_resid(self, type, scaled)
 
     def predict(self, newdata: Any = None) -> pd.Series:
-        """Predictions Xβ̂ for new data (default: the fitted values).
+        """Predictions Xβ̂ for new data (default: the fitted values, padded as they are).
 
         Raises
         ------
@@ -192,23 +191,39 @@ class LinearModel(LinearFit, InformationCriteria, DataAccessors):
         return self.summary()._repr_html_()
 
 
-def lm(formula: str, data: Any) -> LinearModel:
+def lm(formula: str, data: Any, *, subset: Any = None, na_action: str = "omit") -> LinearModel:
     """Fit a linear model by ordinary least squares.
 
     Parameters
     ----------
     formula : str
         A formula without random terms, e.g. ``"weight ~ weeks"``; categorical
-        columns get treatment contrasts.
+        columns get treatment contrasts, ordered ones polynomial contrasts (R's
+        ``contr.poly``).  R's ``log``, ``sqrt``, ``poly(x, k)``, ``scale(x)``,
+        ``I()`` and ``y ~ .`` work as in R (see :func:`lmmlib.lmer`).
     data : DataFrame
         The data.
+    subset : array_like, Series or str, optional
+        The rows to fit, as R's ``subset`` (see :func:`lmmlib.lmer`).
+    na_action : {"omit", "fail", "exclude"}
+        Rows with missing values, as R's ``na.omit``, ``na.fail`` and
+        ``na.exclude`` (see :func:`lmmlib.lmer`).
 
     Returns
     -------
     LinearModel
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> d = pd.DataFrame({"y": [1.0, 2.1, None, 3.9, 5.2], "x": [1, 2, 3, 4, 5]})
+    >>> m = lm("y ~ x", d, na_action="exclude")
+    >>> m.fitted.round(2).tolist()
+    [1.01, 2.03, nan, 4.07, 5.09]
     """
     with blas_threads(1):
-        design = build_design(formula, data, require_random=False)
+        design = build_design(formula, data, require_random=False, subset=subset,
+                              na_action=na_action)
         if design.formula.is_mixed:
             raise DataError(f"formula {formula!r} has random terms; use lmmlib.lmer")
         return LinearModel(design)
