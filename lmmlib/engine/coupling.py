@@ -94,18 +94,27 @@ class SparseScalarCoupling:
         indptr = np.concatenate([[0], np.cumsum(np.bincount(slot, minlength=self.positions.size))])
         self.P = sp.csr_matrix((M.data[self._ia] * M.data[self._ib], rows[order], indptr),
                                shape=(self.positions.size, M.shape[0]))
+        self._data_rows = np.repeat(np.arange(M.shape[0]), np.diff(M.indptr))
+        self._slot = slot[order]  # position of every product, in P's order
         self.position_rows, self.position_cols = np.divmod(self.positions, self.n_rest)
 
     def reweighted(self, M: sp.csr_matrix) -> SparseScalarCoupling:
-        """The coupling for new values M = Z₀ᵀWZ_R with this coupling's pattern."""
+        """The coupling for new values M = Z₀ᵀWZ_R with this coupling's pattern.
+
+        Its :meth:`values` then multiply the scaled nonzeros pairwise on each
+        call (a reweighted problem is factored once or a few times, so forming
+        P's values first would cost the same pass again).
+        """
         new = copy.copy(self)
-        new.M = M
-        new.P = sp.csr_matrix((M.data[self._ia] * M.data[self._ib], self.P.indices,
-                               self.P.indptr), shape=self.P.shape)
+        new.M, new.P = M, None
         return new
 
     def values(self, s: np.ndarray) -> np.ndarray:
         """The nonzeros of Mᵀ diag(s²) M at :attr:`positions`."""
+        if self.P is None:  # reweighted: Σ_rows (s m_ia)(s m_ib) directly
+            m = self.M.data * s[self._data_rows]
+            return np.bincount(self._slot, m[self._ia] * m[self._ib],
+                               minlength=self.positions.size)
         return self.P @ (s * s)
 
     @staticmethod

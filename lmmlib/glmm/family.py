@@ -383,7 +383,7 @@ def find_separation(X: np.ndarray, y: np.ndarray, wt: np.ndarray, family: Family
 
 
 def glm_irls(X: np.ndarray, y: np.ndarray, wt: np.ndarray, family: Family,
-             maxit: int = 50) -> np.ndarray | None:
+             maxit: int = 50, offset: np.ndarray | float = 0.0) -> np.ndarray | None:
     """β of the GLM without random effects, by IRLS from the family's starting means.
 
     As R's glm.fit, with its safeguards: μ clamped by the family, no weighted
@@ -398,7 +398,7 @@ def glm_irls(X: np.ndarray, y: np.ndarray, wt: np.ndarray, family: Family,
         None if not even the first weighted least-squares fit is finite.
     """
     def devsum(beta: np.ndarray) -> float:
-        return float(family.dev_resid(y, X @ beta, wt).sum())
+        return float(family.dev_resid(y, offset + X @ beta, wt).sum())
 
     mu = family.mustart(y, wt)
     eta = family.linkfun(mu)
@@ -406,7 +406,7 @@ def glm_irls(X: np.ndarray, y: np.ndarray, wt: np.ndarray, family: Family,
     for _ in range(maxit):
         v = family.variance(mu)
         sw = np.sqrt(wt * v)
-        A, b = sw[:, None] * X, sw * (eta + (y - mu) / v)
+        A, b = sw[:, None] * X, sw * (eta - offset + (y - mu) / v)
         if not (np.all(np.isfinite(A)) and np.all(np.isfinite(b))):
             break
         new = np.linalg.lstsq(A, b, rcond=None)[0]
@@ -426,7 +426,7 @@ def glm_irls(X: np.ndarray, y: np.ndarray, wt: np.ndarray, family: Family,
             break
         done = abs(dev - dev_new) < 1e-10 * (abs(dev_new) + 0.1)
         beta, dev = new, dev_new
-        eta = X @ beta
+        eta = offset + X @ beta
         mu = family.linkinv(eta)
         if done:
             break

@@ -77,6 +77,7 @@ class GlmmFit:
     nagq: int
     hessian: np.ndarray  # of the deviance in (θ, β); all NaN for a separated fit
     weights_name: str | None = None
+    offset_name: str | None = None  # the offset's column, for predictions on new data
     separation: Separation | None = None  # the direction of infinite estimates, if any
     control: GlmerControl | None = None  # the settings of the fit, reused by refit
 
@@ -91,7 +92,7 @@ class GlmmFit:
         p.family.check(design.y, p.wt, design.formula.response)
         control = GlmerControl() if self.control is None else self.control
         with blas_threads(1):
-            problem = GlmmProblem(design, p.family, p.wt)
+            problem = GlmmProblem(design, p.family, p.wt, p.offset)
             theta1, beta1 = self.mode.theta.copy(), self.mode.beta.copy()
             sep = find_separation(problem.X, problem.y, p.wt, p.family, design.xnames, None)
             LX = problem.mode_at_optimum(theta1, beta1, joint=True).LX
@@ -99,27 +100,36 @@ class GlmmFit:
                 beta1 = _place_separated(problem, sep, theta1, beta1, None)
             outer = Outer(problem, beta1, _whitening(problem, LX, sep), self.nagq)
             opt, mode, hess = _stage2(outer, theta1, sep, control)
-            fit = GlmmFit(problem, mode, opt, None, self.nagq, hess, self.weights_name, sep,
-                          control)
+            fit = replace(self, problem=problem, mode=mode, opt=opt, opt_stage1=None, hessian=hess,
+                          separation=sep, control=control)
             return GeneralizedLinearMixedModel(fit)
+
+
+def _row_values(values: Any, data: pd.DataFrame, frame: pd.DataFrame, what: str) -> np.ndarray:
+    """One number per row of the model frame: a column name of ``data`` or an array."""
+    if isinstance(values, str):
+        if values not in data.columns:
+            raise DataError(f"{what} column {values!r} is not in the data")
+        out = pd.to_numeric(data.loc[frame.index, values], errors="coerce").to_numpy(float)
+        label = f"{what} column {values!r}"
+    else:
+        out = np.asarray(values, dtype=float).ravel()
+        if out.size != len(data):
+            raise DataError(f"{what} has {out.size} values for {len(data)} rows of data")
+        out = out[data.index.get_indexer(frame.index)]
+        label = what
+    if not np.all(np.isfinite(out)):
+        raise DataError(f"{label} must be finite")
+    return out
 
 
 def _prior_weights(weights: Any, data: pd.DataFrame, frame: pd.DataFrame) -> np.ndarray:
     """Prior weights for the rows of the model frame (a column name or an array)."""
     if weights is None:
         return np.ones(len(frame))
-    if isinstance(weights, str):
-        if weights not in data.columns:
-            raise DataError(f"weights column {weights!r} is not in the data")
-        wt = pd.to_numeric(data.loc[frame.index, weights], errors="coerce").to_numpy(float)
-        label = f"weights column {weights!r}"
-    else:
-        wt = np.asarray(weights, dtype=float).ravel()
-        if wt.size != len(data):
-            raise DataError(f"weights has {wt.size} values for {len(data)} rows of data")
-        wt = wt[data.index.get_indexer(frame.index)]
-        label = "weights"
-    if not np.all(np.isfinite(wt)) or np.any(wt < 0):
+    wt = _row_values(weights, data, frame, "weights")
+    label = f"weights column {weights!r}" if isinstance(weights, str) else "weights"
+    if np.any(wt < 0):
         raise DataError(f"{label} must be finite and non-negative")
     if not np.any(wt > 0):
         raise DataError(f"{label} are all zero")
@@ -183,7 +193,7 @@ def _start(start: Any, problem: GlmmProblem) -> tuple[np.ndarray, np.ndarray | N
         raise ArgumentError(f"start theta must respect the lower bounds {lower.tolist()} "
                             f"(0 for a standard-deviation factor): {names[i]} = {theta[i]}")
     if beta is not None:  # as glm.fit: no valid starting values if the deviance overflows
-        eta = problem.X @ beta
+        eta = problem.offset + problem.X @ beta
         if not np.isfinite(problem.family.dev_resid(problem.y, eta, problem.wt).sum()):
             raise ArgumentError(f"start fixef gives a linear predictor up to "
                                 f"{np.max(np.abs(eta)):.3g} at which the {problem.family.name} "
@@ -386,8 +396,8 @@ def _warn_boundary(model: GeneralizedLinearMixedModel, sep: Separation | None) -
 
 
 def glmer(formula: str, data: Any, family: str | Family, weights: Any = None,
-          nAGQ: int = 1, start: Any = None,
-          control: GlmerControl | None = None) -> GeneralizedLinearMixedModel:
+          nAGQ: int = 1, start: Any = None, control: GlmerControl | None = None,
+          offset: Any = None) -> GeneralizedLinearMixedModel:
     """Fit a generalised linear mixed model with lme4's formula syntax.
 
     Parameters
@@ -414,6 +424,9 @@ def glmer(formula: str, data: Any, family: str | Family, weights: Any = None,
         Optimiser settings, as lme4's ``glmerControl`` (the tolerances of the
         full optimisation and of its rough first stage, evaluation budget,
         gradient and boundary checks).
+    offset : str or array-like, optional
+        A known part of the linear predictor (lme4's ``offset``): a column of
+        ``data`` or one value per row, e.g. the log exposure of counts.
 
     Returns
     -------
@@ -470,9 +483,10 @@ def glmer(formula: str, data: Any, family: str | Family, weights: Any = None,
     data = _bool_response_as_float(formula, as_frame(data))
     design = build_design(formula, data, residual=False)
     wt = _prior_weights(weights, data, design.frame)
+    off = None if offset is None else _row_values(offset, data, design.frame, "offset")
     fam.check(design.y, wt, design.formula.response)
     with blas_threads(1):
-        problem = GlmmProblem(design, fam, wt)
+        problem = GlmmProblem(design, fam, wt, off)
         nagq = problem.check_nagq(nAGQ)
         theta0, beta0 = _start(start, problem)
         beta_glm = problem.glm_start() if beta0 is None else None
@@ -487,8 +501,9 @@ def glmer(formula: str, data: Any, family: str | Family, weights: Any = None,
             beta1 = _place_separated(problem, sep, theta1, beta1, None)
         outer = Outer(problem, beta1, _whitening(problem, LX, sep), nagq)
         opt, mode, hess = _stage2(outer, theta1, sep, control)
-        fit = GlmmFit(problem, mode, opt, opt1, nagq, hess, weights if isinstance(weights, str)
-                      else None, sep, control)
+        fit = GlmmFit(problem, mode, opt, opt1, nagq, hess,
+                      weights if isinstance(weights, str) else None,
+                      offset if isinstance(offset, str) else None, sep, control)
         model = GeneralizedLinearMixedModel(fit)
     _warn_boundary(model, sep)
     if model.is_singular:

@@ -7,19 +7,21 @@ mode û, the minimiser of the penalised deviance
     −2 log p(y | u) + ‖u‖²,
 
 by penalised IRLS: Newton's method (= Fisher scoring for canonical links)
-with step halving, each step solving with the Cholesky factor L of
+with step halving.  Each step is the engine's weighted penalised
+least-squares problem (:meth:`lmmlib.engine.pls.PLS.reweight`) for the
+working weights W = diag(wt · V(μ)) and the working response, so it is
+solved with the same blocked Cholesky factor L of
 
-    Λ'Z'WZΛ + I,        W = diag(wt · V(μ)).
+    Λ'Z'WZΛ + I
+
+as a linear mixed model, the sparse coupling of crossed factors included.
 
 The Laplace approximation to −2 log L(θ, β) is then
 
     −2 log p(y | û) + ‖û‖² + log|L|²,
 
 lme4's ``nAGQ = 1`` deviance with the full log-likelihood (log y!, log C(n, k))
-included.  L is factored block-wise as in :mod:`lmmlib.engine.pls`: the grouping
-factor with most levels gives a block-diagonal part factored level by level in
-a vectorised way, the remaining factors a dense Schur complement, so only
-q × q systems (q random effects) are ever formed, never n × n ones.
+included.  No n × n matrix is ever formed.
 
 Stage 1 (lme4's ``nAGQ = 0``) also updates β inside the Newton iterations; its
 joint factor gives L_X, used to scale β for the outer optimiser.
@@ -36,7 +38,7 @@ itself is an error (:class:`FactorError`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from numbers import Integral
 
 import numpy as np
@@ -46,11 +48,11 @@ from scipy.special import logsumexp
 
 from ..checks import as_count
 from ..engine.design import Design
-from ..engine.batched import batched_cholesky, solve_lower_batched, solve_upper_batched
+from ..engine.pls import PLS, PLSSolution
 from ..errors import DataError
 from .family import MAX_DETA, MAX_HALVINGS, Family, glm_irls
 
-__all__ = ["BlockedFactor", "FactorError", "GlmmProblem", "Mode"]
+__all__ = ["FactorError", "GlmmProblem", "Mode"]
 
 DEC_TOL = 1e-20  # Newton decrement g'A⁻¹g (deviance units) at which PIRLS stops
 MAX_ITER = 60
@@ -74,48 +76,6 @@ def _finite(name: str, *arrays: np.ndarray) -> None:
 
 
 @dataclass(frozen=True)
-class BlockedFactor:
-    """Cholesky factor L of Λ'Z'WZΛ + I in lmmlib.pls's layout.
-
-    ``L = [[L0, 0], [Tᵀ, L_rest]]`` with L0 block-diagonal (levels of the first
-    grouping factor), T = L0⁻¹A_0R and L_rest the factor of the Schur complement
-    of the remaining factors' random effects.
-    """
-
-    L0: np.ndarray  # (k0, q0, q0)
-    T: np.ndarray | None  # (k0·q0, Q_R)
-    L_rest: np.ndarray | None  # (Q_R, Q_R)
-    logdet: float  # log|L|²
-
-    def solve_lower(self, B: np.ndarray) -> np.ndarray:
-        """L⁻¹B for B of shape (q,) or (q, r)."""
-        k0, q0 = self.L0.shape[:2]
-        n0 = k0 * q0
-        B2 = B.reshape(B.shape[0], -1)
-        x0 = solve_lower_batched(self.L0, B2[:n0].reshape(k0, q0, -1)).reshape(n0, -1)
-        if self.L_rest is None:
-            return x0.reshape(B.shape)
-        xR = scipy.linalg.solve_triangular(self.L_rest, B2[n0:] - self.T.T @ x0, lower=True,
-                                           check_finite=False)
-        return np.vstack([x0, xR]).reshape(B.shape)
-
-    def solve_upper(self, B: np.ndarray) -> np.ndarray:
-        """L⁻ᵀB for B of shape (q,) or (q, r)."""
-        k0, q0 = self.L0.shape[:2]
-        n0 = k0 * q0
-        B2 = B.reshape(B.shape[0], -1)
-        rhs0 = B2[:n0]
-        parts = []
-        if self.L_rest is not None:
-            xR = scipy.linalg.solve_triangular(self.L_rest.T, B2[n0:], lower=False,
-                                               check_finite=False)
-            rhs0 = rhs0 - self.T @ xR
-            parts.append(xR)
-        x0 = solve_upper_batched(self.L0, rhs0.reshape(k0, q0, -1)).reshape(n0, -1)
-        return np.vstack([x0, *parts]).reshape(B.shape)
-
-
-@dataclass(frozen=True)
 class Mode:
     """The conditional mode at (θ, β) and what the approximations need there."""
 
@@ -123,7 +83,7 @@ class Mode:
     beta: np.ndarray
     u: np.ndarray
     eta: np.ndarray
-    factor: BlockedFactor
+    factor: PLSSolution  # the weighted PLS solve at the last iterate (T not formed)
     devsum: float  # Σ deviance residuals at û
     LX: np.ndarray | None = None  # joint (stage-1) factor of the β block, if computed
     converged: bool = True
@@ -147,27 +107,20 @@ class GlmmProblem:
         Prior weights (binomial: numbers of trials).
     """
 
-    def __init__(self, design: Design, family: Family, wt: np.ndarray) -> None:
+    def __init__(self, design: Design, family: Family, wt: np.ndarray,
+                 offset: np.ndarray | None = None) -> None:
         self.design, self.family = design, family
         self.X, self.y, self.wt = design.X, design.y, np.asarray(wt, dtype=float)
         self.n, self.p = self.X.shape
+        self.offset = np.zeros(self.n) if offset is None else np.asarray(offset, dtype=float)
         self.blocks = design.blocks
         b0 = self.blocks[0]
         self.k0, self.q0 = b0.nlevels, b0.q
-        self._cols0 = (b0.codes[:, None] * self.q0 + np.arange(self.q0)).ravel()
-        self._indptr0 = np.arange(0, self.n * self.q0 + 1, self.q0)
         self._idx0 = b0.codes[:, None] * self.q0 + np.arange(self.q0)  # (n, q0)
         self.rest = self.blocks[1:]
-        self.n_rest = sum(b.nlevels * b.q for b in self.rest)
-        # column of every (observation, effect) of the remaining blocks in u_R
-        cols, o = [], 0
-        for b in self.rest:
-            cols.append(o + b.codes[:, None] * b.q + np.arange(b.q))
-            o += b.nlevels * b.q
-        self._colsR = np.hstack(cols) if cols else None  # (n, Σ q_b)
-        if self.rest:
-            self._iRR = (self._colsR[:, :, None] * self.n_rest + self._colsR[:, None, :]).ravel()
-            self._i0R = (self._idx0[:, :, None] * self.n_rest + self._colsR[:, None, :]).ravel()
+        self.pls = PLS(design)  # the engine's problem, reweighted at every step
+        self.n_rest = self.pls.n_rest
+        self._colsR = self.pls.pattern.colsR if self.rest else None  # (n, Σ q_b)
         self.nu = self.k0 * self.q0 + self.n_rest
         self.saturated = family.saturated_loglik(self.y, self.wt)
         self.u_last = np.zeros(self.nu)
@@ -197,101 +150,81 @@ class GlmmProblem:
                 for t in self.design.reterms for j in range(t.q) for i in range(j, t.q)]
 
     # -- ZΛ and its products -------------------------------------------------
-    def re_matrix(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """Rows of ZΛ per observation: the first block's (n, q0), the others' (n, Σ q_b).
+    def re_matrix(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+        """Rows of ZΛ per observation: the first block's (n, q0), the others' (n, Σ q_b); θ.
 
         Row i of a block's part is z_iᵀΛ_b; with the level codes this is ZΛ
         without forming the sparse n × q matrix.
         """
+        theta = np.asarray(theta, dtype=float)
         U0 = self.blocks[0].Z @ self.blocks[0].lam(theta)
         UR = np.hstack([b.Z @ b.lam(theta) for b in self.rest]) if self.rest else None
-        return U0, UR
+        return U0, UR, theta
 
     def _re_eta(self, U, u: np.ndarray) -> np.ndarray:
         """ZΛu."""
-        U0, UR = U
+        U0, UR, _ = U
         n0 = self.k0 * self.q0
         eta = np.einsum("ij,ij->i", U0, u[self._idx0])
         if UR is not None:
             eta += np.einsum("ij,ij->i", UR, u[n0:][self._colsR])
         return eta
 
-    def _re_tmul(self, U, v: np.ndarray) -> np.ndarray:
-        """(ZΛ)ᵀv for v of shape (n,) or (n, r)."""
-        if v.ndim == 2:
-            return np.column_stack([self._re_tmul(U, v[:, j]) for j in range(v.shape[1])])
-        U0, UR = U
-        out = np.bincount(self._idx0.ravel(), (U0 * v[:, None]).ravel(),
-                          minlength=self.k0 * self.q0)
-        if UR is not None:
-            out = np.concatenate([out, np.bincount(self._colsR.ravel(), (UR * v[:, None]).ravel(),
-                                                   minlength=self.n_rest)])
-        return out
-
-    def factor(self, U, w: np.ndarray) -> BlockedFactor:
-        """Blocked Cholesky factor of (ZΛ)ᵀW(ZΛ) + I for working weights ``w``."""
-        with np.errstate(over="ignore", invalid="ignore"):  # overflow: caught as non-finite
-            return self._factor(U, w)
-
-    def _factor(self, U, w: np.ndarray) -> BlockedFactor:
-        U0, UR = U
-        k0, q0, n_rest = self.k0, self.q0, self.n_rest
-        codes = self.blocks[0].codes
-        A0 = np.empty((k0, q0, q0))
-        for a in range(q0):
-            for c in range(a, q0):
-                A0[:, a, c] = A0[:, c, a] = np.bincount(codes, w * U0[:, a] * U0[:, c],
-                                                        minlength=k0)
-        A0[:, np.arange(q0), np.arange(q0)] += 1.0
-        L0 = batched_cholesky(A0)  # numpy only: a non-finite A0 shows in logdet
-        logdet = 2.0 * float(np.log(np.diagonal(L0, axis1=1, axis2=2)).sum())
-        if not np.isfinite(logdet):
-            raise _NotFinite("Λ'Z'WZΛ + I has non-finite entries")
-        if UR is None:
-            return BlockedFactor(L0, None, None, logdet)
-        URw = UR * w[:, None]
-        A0R = np.bincount(self._i0R, (U0[:, :, None] * URw[:, None, :]).ravel(),
-                          minlength=k0 * q0 * n_rest).reshape(k0, q0, n_rest)
-        T = solve_lower_batched(L0, A0R).reshape(k0 * q0, n_rest)
-        S = np.bincount(self._iRR, (UR[:, :, None] * URw[:, None, :]).ravel(),
-                        minlength=n_rest * n_rest).reshape(n_rest, n_rest) - T.T @ T
-        S[np.diag_indices_from(S)] += 1.0
-        _finite("the Schur complement of Λ'Z'WZΛ + I", S)
-        L_rest = scipy.linalg.cholesky(S, lower=True, check_finite=False)
-        return BlockedFactor(L0, T, L_rest, logdet + 2.0 * float(np.log(np.diag(L_rest)).sum()))
-
     # -- penalised IRLS --------------------------------------------------------
     def _devsum(self, eta: np.ndarray) -> float:
         return float(self.family.dev_resid(self.y, eta, self.wt).sum())
 
-    def _newton(self, U, eta: np.ndarray, u: np.ndarray, joint: bool):
-        """Factor at (u, β) and the Newton step (du, dβ) with its decrement."""
-        mu = self.family.linkinv(eta)
-        w = self.wt * self.family.variance(mu)
-        F = self.factor(U, w)
-        r = self.wt * (mu - self.y)
-        z1 = -F.solve_lower(self._re_tmul(U, r) + u)
+    def working(self, eta: np.ndarray) -> PLS:
+        """The engine's weighted PLS problem of a penalised IRLS step at η.
+
+        Working weights w = wt·V(μ) and weighted working response
+        w·(η − o) + wt·(y − μ), i.e. W z with z = η − o + (y − μ)/V(μ), written
+        without the division (finite where a weight underflows).
+        """
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow: caught as non-finite
+            mu = self.family.linkinv(eta)
+            w = self.wt * self.family.variance(mu)
+            wy = w * (eta - self.offset) + self.wt * (self.y - mu)
+        _finite("the working weights", w, wy)
+        return self.pls.reweight(w, wy)
+
+    def _newton(self, U, eta: np.ndarray, u: np.ndarray, beta: np.ndarray, joint: bool):
+        """The weighted PLS solve at (u, β) and the step (du, dβ) with its decrement.
+
+        The decrement du'A du (A = Λ'Z'WZΛ + I, with the β block if ``joint``) is
+        the decrease of the penalised deviance the quadratic model predicts.
+        """
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow: caught as non-finite
+            return self._newton_step(U, eta, u, beta, joint)
+
+    def _newton_step(self, U, eta, u, beta, joint):
+        theta = U[2]
+        work = self.working(eta)
+        w = work.weights
+        if joint:
+            try:
+                sol = work.solve(theta, full=False)
+            except np.linalg.LinAlgError:
+                sol = None
+            if sol is not None and np.all(np.isfinite(sol.beta)):
+                du, dbeta = sol.u - u, sol.beta - beta
+                step = self.X @ dbeta + self._re_eta(U, du)
+                return sol, du, dbeta, float(w @ step**2 + du @ du), sol.LX
+        sol = work.solve(theta, beta=beta, full=False)
+        du = sol.u - u
+        dec = float(w @ self._re_eta(U, du) ** 2 + du @ du)
         if not joint:
-            return F, F.solve_upper(z1), np.zeros(self.p), float(z1 @ z1), None
-        C = F.solve_lower(self._re_tmul(U, w[:, None] * self.X))
+            return sol, du, np.zeros(self.p), dec, None
+        # huge weights (|η| ≫ 1 under the log link) cancel X'WX - C'C below rounding:
+        # a block step (u given β, β given u) still descends
         XtWX = self.X.T @ (w[:, None] * self.X)
-        S = XtWX - C.T @ C
-        _finite("the fixed-effects block X'WX - C'C", S)
-        try:
-            LX = scipy.linalg.cholesky(S, lower=True, check_finite=False)
-        except np.linalg.LinAlgError:
-            # huge weights (|η| ≫ 1 under the log link) cancel X'WX - C'C below
-            # rounding: a block step (u given β, β given u) still descends
-            _finite("X'WX", XtWX)
-            Lw = scipy.linalg.cholesky(XtWX, lower=True, check_finite=False)
-            zb = scipy.linalg.solve_triangular(Lw, -self.X.T @ r, lower=True, check_finite=False)
-            dbeta = scipy.linalg.solve_triangular(Lw.T, zb, lower=False, check_finite=False)
-            return F, F.solve_upper(z1), dbeta, float(z1 @ z1 + zb @ zb), None
-        z2 = scipy.linalg.solve_triangular(LX, -self.X.T @ r - C.T @ z1, lower=True,
+        _finite("X'WX", XtWX)
+        Lw = scipy.linalg.cholesky(XtWX, lower=True, check_finite=False)
+        mu = self.family.linkinv(eta)
+        zb = scipy.linalg.solve_triangular(Lw, self.X.T @ (self.wt * (self.y - mu)), lower=True,
                                            check_finite=False)
-        dbeta = scipy.linalg.solve_triangular(LX.T, z2, lower=False, check_finite=False)
-        du = F.solve_upper(z1 - C @ dbeta)
-        return F, du, dbeta, float(z1 @ z1 + z2 @ z2), LX
+        dbeta = scipy.linalg.solve_triangular(Lw.T, zb, lower=False, check_finite=False)
+        return sol, du, dbeta, dec + float(zb @ zb), None
 
     def _line_search(self, U, u: np.ndarray, beta: np.ndarray, eta: np.ndarray,
                      du: np.ndarray, dbeta: np.ndarray, pdev: float, dec: float,
@@ -309,7 +242,7 @@ class GlmmProblem:
         """
         def trial(t: float):
             u_new, b_new = u + t * du, beta + t * dbeta
-            eta_new = self.X @ b_new + self._re_eta(U, u_new)
+            eta_new = self.offset + self.X @ b_new + self._re_eta(U, u_new)
             return u_new, b_new, eta_new, self._devsum(eta_new) + u_new @ u_new
 
         best = trial(1.0)
@@ -353,15 +286,15 @@ class GlmmProblem:
         U = self.re_matrix(theta)
         u = (self.u_last if u0 is None else u0).copy()
         beta = np.asarray(beta, dtype=float).copy()
-        eta = self.X @ beta + self._re_eta(U, u)
+        eta = self.offset + self.X @ beta + self._re_eta(U, u)
         pdev = self._devsum(eta) + u @ u
         if not np.isfinite(pdev):
             u = np.zeros(self.nu)
-            eta = self.X @ beta
+            eta = self.offset + self.X @ beta
             pdev = self._devsum(eta)
         prev, converged = np.inf, False
         for _ in range(MAX_ITER):
-            F, du, dbeta, dec, LX = self._newton(U, eta, u, joint)
+            F, du, dbeta, dec, LX = self._newton(U, eta, u, beta, joint)
             block = joint and LX is None  # a block step: not a Newton decrement
             if not block and (dec < DEC_TOL or (dec < 1e-12 and dec > 0.25 * prev)):
                 converged = True
@@ -373,7 +306,7 @@ class GlmmProblem:
                 break
             u, beta, eta, pdev = step
         else:  # iterations exhausted: factor at the last iterate
-            F, *_, LX = self._newton(U, eta, u, joint)
+            F, *_, LX = self._newton(U, eta, u, beta, joint)
         if np.isfinite(pdev):
             self.u_last = u
         return Mode(np.asarray(theta, float), beta, u, eta, F, self._devsum(eta), LX, converged)
@@ -399,6 +332,15 @@ class GlmmProblem:
                               f"fixef = {np.round(beta, 6)}")
         return mode
 
+    def solution(self, mode: Mode) -> PLSSolution:
+        """The blocked factor at a mode with the dense coupling T (for conditional variances)."""
+        try:
+            sol = self.working(mode.eta).solve(mode.theta, beta=mode.beta, full=True)
+        except np.linalg.LinAlgError as exc:
+            raise FactorError(f"the penalised IRLS system cannot be factored at the mode "
+                              f"({exc})") from None
+        return replace(sol, u=mode.u, beta=mode.beta)
+
     def joint_factor(self, mode: Mode) -> np.ndarray:
         """L_X of the joint (u, β) system at a mode, without moving it.
 
@@ -409,7 +351,7 @@ class GlmmProblem:
         """
         U = self.re_matrix(mode.theta)
         try:
-            LX = self._newton(U, mode.eta, mode.u, joint=True)[4]
+            LX = self._newton(U, mode.eta, mode.u, mode.beta, joint=True)[4]
         except np.linalg.LinAlgError as exc:
             raise FactorError(f"the penalised IRLS system cannot be factored at the mode "
                               f"({exc})") from None
@@ -422,7 +364,7 @@ class GlmmProblem:
     # -- approximate deviances -------------------------------------------------
     def laplace(self, mode: Mode) -> float:
         """−2 log L by the Laplace approximation at a conditional mode."""
-        return mode.devsum - 2.0 * self.saturated + mode.ussq + mode.factor.logdet
+        return mode.devsum - 2.0 * self.saturated + mode.ussq + mode.factor.logdet_theta
 
     def agq(self, mode: Mode, nagq: int) -> float:
         """−2 log L by adaptive Gauss–Hermite quadrature with ``nagq`` nodes per group.
@@ -436,7 +378,7 @@ class GlmmProblem:
         codes, z = block.codes, block.Z[:, 0]
         sd = 1.0 / mode.factor.L0[:, 0, 0]
         x, w = hermgauss(int(nagq))
-        fixed = self.X @ mode.beta
+        fixed = self.offset + self.X @ mode.beta
         nodes = mode.u[None, :] + np.sqrt(2.0) * sd[None, :] * x[:, None]  # (m, k)
         eta = fixed[None, :] + z[None, :] * lam * nodes[:, codes]
         dr = self.family.dev_resid(self.y[None, :], eta, self.wt[None, :])
@@ -474,7 +416,7 @@ class GlmmProblem:
         FactorError
             If not even the first weighted least-squares fit is finite.
         """
-        beta = glm_irls(self.X, self.y, self.wt, self.family, maxit)
+        beta = glm_irls(self.X, self.y, self.wt, self.family, maxit, self.offset)
         if beta is None:
             raise FactorError("the GLM without random effects (the starting values) cannot be "
                               "fitted: its first weighted least-squares step is not finite")

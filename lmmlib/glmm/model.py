@@ -13,11 +13,11 @@ import scipy.stats
 
 from ..checks import as_bool, as_choice, as_count, as_level
 from ..engine.design import fixed_rows, newdata_frame
+from ..engine.frame import as_frame
 from ..engine.optimize import optinfo
-from ..engine.pls import PLSSolution
 from ..engine.simulate import as_generator, block_draws
 from ..engine.varcomp import varcorr_frame
-from ..errors import ConvergenceWarning
+from ..errors import ConvergenceWarning, DataError
 from ..inference.confint import percent_labels
 from ..kinds import GeneralizedMixedFit
 from ..models.accessors import DataAccessors
@@ -61,10 +61,7 @@ class GeneralizedLinearMixedModel(GeneralizedMixedFit, RandomEffectsMixin, Infor
         self.family = fit.problem.family
         self.opt = fit.opt
         self.nagq = fit.nagq
-        m = fit.mode
-        F = m.factor
-        self._sol = PLSSolution(m.theta, m.beta, m.u, np.nan, F.logdet, np.nan, F.L0, F.T,
-                                F.L_rest, np.zeros((0, 0)))
+        self._sol = fit.problem.solution(fit.mode)
 
     # -- parameters --------------------------------------------------------
     @property
@@ -313,15 +310,31 @@ class GeneralizedLinearMixedModel(GeneralizedMixedFit, RandomEffectsMixin, Infor
         mode = self.fit.mode
         if newdata is None:
             index = self.design.frame.index
-            eta = mode.eta if re else self.design.X @ mode.beta
+            eta = mode.eta if re else self.fit.problem.offset + self.design.X @ mode.beta
         else:
             frame = newdata_frame(self.design, newdata)
             index = frame.index
-            eta = fixed_rows(self.design, frame) @ mode.beta
+            eta = self._newdata_offset(newdata, frame) + fixed_rows(self.design, frame) @ mode.beta
             if re:
                 eta = eta + self._zb(frame, known=False, allow_new_levels=allow_new_levels)
         out = eta if type == "link" else self.family.linkinv(eta)
         return pd.Series(out, index=index, name="predicted")
+
+    def _newdata_offset(self, newdata: Any, frame: pd.DataFrame) -> np.ndarray | float:
+        """The offset for rows of new data: its column, as lme4 evaluates it in newdata."""
+        if not np.any(self.fit.problem.offset):
+            return 0.0
+        name = self.fit.offset_name
+        if name is None:
+            raise DataError("this model has an offset given as numbers: refit with the offset as "
+                            "a column name (offset='...') to predict on new data")
+        data = as_frame(newdata)
+        if name not in data.columns:
+            raise DataError(f"newdata has no offset column {name!r}")
+        values = pd.to_numeric(data.loc[frame.index, name], errors="coerce").to_numpy(float)
+        if not np.all(np.isfinite(values)):
+            raise DataError(f"offset column {name!r} of newdata must be finite")
+        return values
 
     def simulate(self, nsim: int = 1, rng: np.random.Generator | int | None = None,
                  use_u: bool = False) -> np.ndarray:
@@ -346,7 +359,8 @@ class GeneralizedLinearMixedModel(GeneralizedMixedFit, RandomEffectsMixin, Infor
         if as_bool(use_u, "use_u"):
             eta = np.broadcast_to(self.fit.mode.eta, (nsim, self.nobs)).copy()
         else:
-            eta = np.broadcast_to(self.design.X @ self.fit.mode.beta, (nsim, self.nobs)).copy()
+            eta = np.broadcast_to(self.fit.problem.offset + self.design.X @ self.fit.mode.beta,
+                                  (nsim, self.nobs)).copy()
             for block in self.design.blocks:
                 eta += block_draws(block, self.theta, 1.0, nsim, rng)
         return self.family.sample(self.family.linkinv(eta), self.fit.problem.wt, rng)
