@@ -36,12 +36,17 @@ from .glmm.model import GeneralizedLinearMixedModel
 from .inference.anova import aic_table, anova, chisq_mixture_pvalue, drop_level_screen
 from .inference.batch import batch_refit
 from .inference.bootstrap import BootstrapLRT, BootstrapResult, bootstrap, bootstrap_lrt
+from .inference.drop1 import drop1
 from .inference.hessian import hessian, varpar_se
+from .inference.influence import cooks_distance, hatvalues
 from .inference.predint import prediction_interval
 from .inference.rlrt import RLRTResult, exact_rlrt
+from .inference.typeiii import anova_type3
 from .models.fit import lmer
 from .models.lm import LinearModel, lm
+from .models.lmlist import LmList, lmList
 from .models.lmm import LinearMixedModel
+from .models.update import update
 
 __version__ = "0.1.0"
 
@@ -71,6 +76,7 @@ __all__ = [
     "GlmerControl",
     "LinearMixedModel",
     "LinearModel",
+    "LmList",
     "LmerControl",
     "LmmlibError",
     "LmmlibWarning",
@@ -81,26 +87,32 @@ __all__ = [
     "SingularFitWarning",
     "aic_table",
     "anova",
+    "anova_type3",
     "aov_table",
     "batch_refit",
     "bootstrap",
     "bootstrap_lrt",
     "blup",
     "chisq_mixture_pvalue",
+    "cooks_distance",
+    "drop1",
     "drop_level_screen",
     "effective_df",
     "exact_rlrt",
     "glmer",
     "gls",
     "group_effects",
+    "hatvalues",
     "hessian",
     "icc",
     "lm",
+    "lmList",
     "lmer",
     "marginal_covariance",
     "moment_estimator",
     "prediction_interval",
     "shrinkage",
     "stratified_fit",
+    "update",
     "varpar_se",
 ]

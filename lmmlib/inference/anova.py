@@ -17,6 +17,7 @@ restricted LRT and the parametric bootstrap.
 from __future__ import annotations
 
 import html
+import inspect
 import re
 import warnings
 from collections.abc import Mapping, Sequence
@@ -175,8 +176,33 @@ def _check_fits(fits: dict[str, Any], where: list[str], caller: str) -> None:
             raise ArgumentError(f"{caller}: {pos} is {describe(m)}, not {FIT_KINDS}")
 
 
-def _named(models: tuple, names: Sequence[str] | None) -> dict[str, Any]:
-    if len(models) == 1 and isinstance(models[0], Mapping):
+def _caller_names(models: tuple, frame: Any) -> list[str] | None:
+    """The caller's variable names of the models (as lme4 names rows by the call), or None.
+
+    A model is named when exactly one local (or, failing that, global) variable of
+    the calling frame holds it; otherwise, or when names would repeat, None.
+    """
+    if frame is None:
+        return None
+    labels = []
+    for m in models:
+        found = None
+        for scope in (frame.f_locals, frame.f_globals):
+            hits = [k for k, v in scope.items()
+                    if v is m and k.isidentifier() and not k.startswith("_")]
+            if hits:
+                found = hits[0] if len(hits) == 1 else None
+                break
+        if found is None:
+            return None
+        labels.append(found)
+    return labels if len(set(labels)) == len(labels) else None
+
+
+def _named(models: tuple, names: Sequence[str] | None, named: Mapping[str, Any] | None = None,
+           frame: Any = None) -> dict[str, Any]:
+    named = dict(named or {})
+    if len(models) == 1 and isinstance(models[0], Mapping) and not named:
         out = dict(models[0])
         where = [f"model {k!r} of the dict" for k in out]
     else:
@@ -188,8 +214,16 @@ def _named(models: tuple, names: Sequence[str] | None) -> dict[str, Any]:
             raise ArgumentError(f"names has {len(labels)} names for {len(models)} models")
         if len(set(labels)) != len(labels):
             raise ArgumentError(f"names must be distinct, got {labels}")
-        out = dict(zip(labels, models, strict=True))
         where = [f"argument {i + 1} ({label})" for i, label in enumerate(labels)]
+        where += [f"model {k!r}" for k in named]
+        _check_fits(dict(enumerate([*models, *named.values()])), where, "anova")
+        caller = _caller_names(models, frame) if names is None and models else None
+        if caller is not None and not set(caller) & set(named):
+            labels = caller
+        clash = sorted(set(labels) & set(named))
+        if clash:
+            raise ArgumentError(f"anova: the name(s) {clash} are given twice")
+        out = dict(zip(labels, models, strict=True)) | named
     _check_fits(out, where, "anova")
     if len(out) < 2:
         raise DataError("anova needs at least two models to compare")
@@ -240,22 +274,34 @@ def _boundary_note(table: pd.DataFrame, fits: dict[str, Any]) -> list[str]:
 
 
 def anova(*models: Any, refit: bool = True, names: Sequence[str] | None = None,
-          boundary_warning: bool = True) -> AnovaTable:
+          boundary_warning: bool = True, ddf: str = "Satterthwaite",
+          **named_models: Any) -> Any:
     """Likelihood-ratio tests between nested models (lme4's ``anova(m0, m1, ...)``).
+
+    Given a single ``lmer`` fit, the Type III F table of its fixed-effect terms
+    instead (lmerTest's ``anova(m)``; see :func:`lmmlib.inference.typeiii.anova_type3`).
 
     Parameters
     ----------
     *models : LinearMixedModel or LinearModel, or one dict name → model
-        Two or more fits to the same response.
+        Two or more fits to the same response.  Rows are named, as lme4 names
+        them by the call, by the caller's variable names when every model is
+        held by exactly one variable of the calling scope, and ``m1, m2, ...``
+        otherwise.
+    **named_models : fitted models
+        Models given by name (``anova(small=m0, big=m1)``); the keyword is the
+        row name.
     refit : bool
         Refit REML fits by maximum likelihood first (lme4's default).  With
         ``refit=False`` the REML criteria are compared, which is only valid for
         models with the same fixed effects.
     names : sequence of str, optional
-        Row names (default ``m1, m2, ...`` in argument order).
+        Row names of the positional models, in argument order.
     boundary_warning : bool
         Warn (:class:`BoundaryTestWarning`) when a test adds variance
         components, i.e. the null value is on the boundary.
+    ddf : {"Satterthwaite", "Kenward-Roger"}
+        For a single model only: the denominator df of its F tests.
 
     Returns
     -------
@@ -289,10 +335,22 @@ def anova(*models: Any, refit: bool = True, names: Sequence[str] | None = None,
     ...               boundary_warning=False)
     >>> round(float(table["Chisq"].iloc[1]), 4)  # the pulp LRT (STAT 528: 2.568371)
     2.5684
+    >>> null = lmmlib.lm("bright ~ 1", pulp)
+    >>> alt = lmmlib.lmer("bright ~ 1 + (1|operator)", pulp, reml=False)
+    >>> list(anova(null, alt, boundary_warning=False).index)  # the caller's names
+    ['null', 'alt']
+    >>> list(anova(small=null, big=alt, boundary_warning=False).index)
+    ['small', 'big']
     """
+    if len(models) == 1 and not named_models and isinstance(models[0], LinearMixedFit):
+        from .typeiii import anova_type3
+
+        return anova_type3(models[0], ddf=ddf)
     refit = as_bool(refit, "refit")
     boundary_warning = as_bool(boundary_warning, "boundary_warning")
-    fits = _named(models, names)
+    frame = inspect.currentframe()
+    fits = _named(models, names, named_models, frame.f_back if frame is not None else None)
+    del frame
     _check_same_data(fits)
     fits, notes = _refit_ml(fits, refit)
     rows = {n: [m.npar, m.aic, m.bic, m.loglik, m.objective] for n, m in fits.items()}

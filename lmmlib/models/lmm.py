@@ -373,6 +373,30 @@ class LinearMixedModel(LinearMixedFit, RandomEffectsMixin, InformationCriteria, 
 
         return coef_table(self, ddf=ddf)
 
+    def anova(self, ddf: str = "Satterthwaite") -> pd.DataFrame:
+        """Type III F tests of the fixed terms; see :func:`lmmlib.inference.typeiii.anova_type3`."""
+        from ..inference.typeiii import anova_type3
+
+        return anova_type3(self, ddf=ddf)
+
+    def drop1(self, test: str = "F", ddf: str = "Satterthwaite") -> pd.DataFrame:
+        """Single-term deletions; see :func:`lmmlib.inference.drop1.drop1`."""
+        from ..inference.drop1 import drop1
+
+        return drop1(self, test=test, ddf=ddf)
+
+    def hatvalues(self) -> pd.Series:
+        """Leverages of the PLS fit; see :func:`lmmlib.inference.influence.hatvalues`."""
+        from ..inference.influence import hatvalues
+
+        return hatvalues(self)
+
+    def cooks_distance(self) -> pd.Series:
+        """Cook's distances; see :func:`lmmlib.inference.influence.cooks_distance`."""
+        from ..inference.influence import cooks_distance
+
+        return cooks_distance(self)
+
     # -- display -----------------------------------------------------------
     def summary(self) -> Any:
         """lme4-style summary (prints as text, renders as HTML in notebooks)."""
