@@ -126,6 +126,17 @@ def test_scale_and_poly_learn_on_all_rows(toy):
     np.testing.assert_allclose(X[:, 1], (new.x - x.mean()) / x.std(ddof=1), rtol=ROUNDING)
 
 
+def test_scale_of_a_column_with_missing_values(toy):
+    # the rows without x are left out of the fit, and scale() uses the others (R's
+    # scale(x) of the whole column: mean and sd with na.rm = TRUE)
+    x = toy.x.where(toy.index % 10 != 0).to_numpy()
+    with pytest.warns(DataWarning, match="dropped 5 of 48 rows"):
+        d = build_design("y ~ scale(x) + (1 | g)", toy.assign(x=x))
+    ok = ~np.isnan(x)
+    np.testing.assert_allclose(d.X[:, 1], (x[ok] - x[ok].mean()) / x[ok].std(ddof=1),
+                               rtol=ROUNDING)
+
+
 def test_random_slope_transforms_learn_on_all_rows(toy):
     d = build_design("y ~ 1 + (scale(x) | g)", toy, subset="x > 3")
     x = toy.x.to_numpy()
