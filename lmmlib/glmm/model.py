@@ -13,12 +13,15 @@ import scipy.stats
 
 from ..checks import as_bool, as_choice, as_count, as_level
 from ..engine.design import fixed_rows, newdata_frame
+from ..engine.differences import richardson_jacobian
 from ..engine.frame import as_frame
 from ..engine.optimize import optinfo
 from ..engine.simulate import as_generator, block_draws
-from ..engine.varcomp import varcorr_frame
-from ..errors import ConvergenceWarning, DataError
-from ..inference.confint import percent_labels
+from ..engine.varcomp import VarPars, varcorr_frame
+from ..errors import ConvergenceWarning, DataError, LmmlibWarning
+from ..inference.bootstrap import bootstrap
+from ..inference.confint import percent_labels, profile_intervals
+from ..inference.profile import profile
 from ..kinds import GeneralizedMixedFit
 from ..models.accessors import DataAccessors
 from ..models.criteria import InformationCriteria
@@ -123,17 +126,44 @@ class GeneralizedLinearMixedModel(GeneralizedMixedFit, RandomEffectsMixin, Infor
         return pd.Series(np.sqrt(np.diag(self.vcov.to_numpy())), index=self.vcov.index,
                          name="Std. Error")
 
-    def varpar_se(self) -> pd.DataFrame:
-        """θ̂ with standard errors from the same Hessian (2H⁻¹, θ block).
+    def varpar_se(self, scale: str = "sd") -> pd.DataFrame:
+        """Standard deviations and correlations of the random effects with Hessian SEs.
 
-        For a scalar random effect θ is its standard deviation (no residual
-        scale), so this is also the SE of the SD.  Wald intervals on this
-        scale are poor near zero; prefer profile or bootstrap intervals there.
+        The same table as :meth:`lmmlib.LinearMixedModel.varpar_se` (without
+        ``.sigma``: these families have no residual scale).  The SEs come from
+        the θ block of 2H⁻¹, H the Hessian of the deviance in (θ, β), by the
+        delta method (for a scalar random effect θ is its SD).  Wald intervals
+        on this scale are poor near zero; prefer profile or bootstrap intervals.
+
+        Parameters
+        ----------
+        scale : {"sd", "logsd"}
+            SDs and correlations, or the logarithm of the SDs (delta method).
+
+        Returns
+        -------
+        DataFrame
+            Columns ``par`` (``.sig01``, ...), ``kind`` (sd, cor), ``estimate``,
+            ``se`` and ``scale``.
         """
-        nth = self.theta.size
-        se = np.sqrt(np.diag(self._cov_full)[:nth])
-        return pd.DataFrame({"estimate": self.theta, "se": se},
-                            index=self.fit.problem.theta_names())
+        scale = as_choice(scale, "scale", ("sd", "logsd"))
+        vp = VarPars.of(self.design.reterms)
+        theta = self.theta
+
+        def v_of(th: np.ndarray) -> np.ndarray:
+            return vp.from_theta(th, 1.0)[:-1]
+
+        v = v_of(theta)
+        J = richardson_jacobian(v_of, theta).T  # d(SDs, correlations)/dθ
+        cov = J @ self._cov_full[: theta.size, : theta.size] @ J.T
+        se = np.sqrt(np.where(np.diag(cov) > 0, np.diag(cov), np.nan))
+        kinds = np.array(vp.kinds[:-1])
+        if scale == "logsd":
+            logged = kinds != "cor"
+            se = np.where(logged, se / np.where(v > 0, v, np.nan), se)
+            v = np.where(logged, np.log(np.where(v > 0, v, np.nan)), v)
+        return pd.DataFrame({"par": list(vp.names[:-1]), "kind": list(kinds), "estimate": v,
+                             "se": se, "scale": scale})
 
     # -- likelihood --------------------------------------------------------
     @cached_property
@@ -259,29 +289,81 @@ class GeneralizedLinearMixedModel(GeneralizedMixedFit, RandomEffectsMixin, Infor
         info["stage1_feval"] = None if stage1 is None else int(stage1.feval)
         return info
 
-    def confint(self, method: str = "wald", level: float = 0.95) -> pd.DataFrame:
-        """Wald intervals estimate ± z·SE for θ and β (lme4's ``confint(m, method="Wald")``).
+    def profile(self, **kwargs: Any) -> pd.DataFrame:
+        """Profile of the deviance over each parameter (lme4's ``profile``).
 
-        The SEs are those of :meth:`varpar_se` and :attr:`se`, both from the
-        Hessian of the deviance.  lme4 gives no Wald interval for θ (its rows
-        are NA); here they are given, but they are poor near zero.  Only
-        ``method="wald"`` is available for GLMMs.
+        See :func:`lmmlib.inference.profile.profile` for the options and the
+        result; the variance parameters are the SDs and correlations of the
+        random effects (``.sig01``, ...).
+        """
+        return profile(self, **kwargs)
+
+    def confint(self, method: str = "profile", level: float = 0.95, *, nsim: int = 500,
+                rng: np.random.Generator | int | None = None,
+                progress: bool | None = None) -> pd.DataFrame:
+        """Confidence intervals for the SDs/correlations and the fixed effects.
+
+        Parameters
+        ----------
+        method : {"profile", "wald", "boot"}
+            Profile likelihood of the deviance (lme4's default), Wald intervals
+            estimate ± z·SE, or parametric-bootstrap percentile intervals of
+            ``nsim`` refits.  lme4 gives no Wald interval for the variance
+            parameters (its rows are NA); here they are given from
+            :meth:`varpar_se`, but they are poor near zero.
+        level : float
+            Confidence level.
+        nsim, rng, progress
+            Bootstrap replicates, seed or Generator, and progress bar
+            (``method="boot"``).
 
         Returns
         -------
         DataFrame
-            One row per θ (named as in :meth:`varpar_se`) and fixed effect;
+            One row per parameter (``.sig01``, ..., then the fixed effects);
             columns named from ``level`` as R names them.
+
+        Examples
+        --------
+        >>> rng = np.random.default_rng(1)
+        >>> d = pd.DataFrame({"g": np.repeat(np.arange(20), 10), "x": rng.normal(size=200)})
+        >>> d["y"] = rng.poisson(np.exp(0.5 + 0.3 * d.x + rng.normal(0, 0.5, 20)[d.g]))
+        >>> m = lmmlib.glmer("y ~ x + (1 | g)", d, "poisson")
+        >>> m.confint().round(2)
+                     2.5 %  97.5 %
+        .sig01        0.32    0.71
+        (Intercept)   0.17    0.67
+        x             0.20    0.43
         """
-        as_choice(method, "method", ("wald",))
+        method = as_choice(method, "method", ("profile", "wald", "boot"))
         level = as_level(level)
         vp = self.varpar_se()
+        names = list(vp["par"]) + list(self.design.xnames)
+        if method == "profile":
+            prof = profile(self, level_max=max(0.99, (1 + level) / 2))
+            return profile_intervals(prof, level, names)
+        if method == "boot":
+            est = self._boot_estimates(as_count(nsim, "nsim"), rng, progress)
+            q = [(1 - level) / 2, (1 + level) / 2]
+            return pd.DataFrame(est.quantile(q).T.to_numpy(), index=names,
+                                columns=percent_labels(level))
         est = np.concatenate([vp["estimate"].to_numpy(), self.fixef.to_numpy()])
         se = np.concatenate([vp["se"].to_numpy(), self.se.to_numpy()])
         z = scipy.stats.norm.ppf((1 + level) / 2)
-        return pd.DataFrame(np.column_stack([est - z * se, est + z * se]),
-                            index=list(vp.index) + list(self.design.xnames),
+        return pd.DataFrame(np.column_stack([est - z * se, est + z * se]), index=names,
                             columns=percent_labels(level))
+
+    def _boot_estimates(self, nsim: int, rng: Any, progress: bool | None) -> pd.DataFrame:
+        """SDs/correlations and β of ``nsim`` parametric-bootstrap refits (failed: dropped)."""
+        vp = VarPars.of(self.design.reterms)
+
+        def estimates(fit: GeneralizedLinearMixedModel) -> np.ndarray:
+            return np.concatenate([vp.from_theta(fit.theta, 1.0)[:-1], fit.fixef.to_numpy()])
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", LmmlibWarning)
+            boot = bootstrap(self, estimates, nsim=nsim, rng=rng, progress=progress)
+        return boot.replicates.dropna()
 
     def predict(self, newdata: Any = None, type: str = "link", re: bool = True,
                 allow_new_levels: bool = False) -> pd.Series:

@@ -52,7 +52,7 @@ from ..checks import (
 from ..engine.simulate import as_generator
 from ..engine.threads import blas_threads
 from ..errors import ArgumentError, LmmlibError, LmmlibWarning
-from ..kinds import LinearFit, LinearMixedFit
+from ..kinds import GeneralizedMixedFit, LinearFit, LinearMixedFit
 from .anova import as_ml, check_nested
 from .batch import refit_deviances, vectorised
 
@@ -118,13 +118,12 @@ def chunk_streams(nsim: int, seed: int) -> list[tuple[int, np.random.SeedSequenc
 
 #: ``nsim`` as an int if it is a valid number of replicates (:func:`lmmlib.checks.as_replicates`).
 check_replicates = as_replicates
-_FITS = (LinearMixedFit, LinearFit)
+_FITS = (LinearMixedFit, LinearFit, GeneralizedMixedFit)
 
 
 def check_fit(model: Any, name: str = "model") -> Any:
-    """``model`` itself if it is an ``lmer`` or ``lm`` fit, the kinds the bootstrap refits."""
-    what = "a fit of lmmlib.lmer or lmmlib.lm (glmer fits cannot be bootstrapped yet)"
-    return as_instance(model, name, _FITS, what)
+    """``model`` itself if it is an ``lmer``, ``glmer`` or ``lm`` fit (the kinds refitted)."""
+    return as_instance(model, name, _FITS, "a fit of lmmlib.lmer, lmmlib.glmer or lmmlib.lm")
 
 
 # -- simulation and refits of either kind of fit ------------------------------------

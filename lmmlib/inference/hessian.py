@@ -26,6 +26,7 @@ import pandas as pd
 from ..engine.differences import hessian
 from ..engine.varcomp import VarPars
 from ..errors import LmmlibError, SingularFitWarning
+from ..kinds import GeneralizedMixedFit
 
 __all__ = ["hessian", "varpar_se"]
 
@@ -68,6 +69,8 @@ def varpar_se(model, scale: str = "sd", rel_step: float = 1e-3) -> pd.DataFrame:
     """
     if scale not in ("sd", "logsd"):
         raise LmmlibError(f"scale must be 'sd' or 'logsd', got {scale!r}")
+    if isinstance(model, GeneralizedMixedFit):  # the Hessian of the fit's own deviance
+        return model.varpar_se(scale=scale)
     vp = VarPars.of(model.design.reterms)
     v = vp.from_theta(model.theta, model.sigma)
     free = _interior(v, vp)

@@ -24,7 +24,6 @@ parameter no longer changes the fit, e.g. a correlation once an SD is 0).
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
@@ -32,38 +31,17 @@ import numpy as np
 import pandas as pd
 from scipy.stats import chi2
 
-from ..checks import as_count, as_instance, as_level, as_names, describe
+from ..checks import as_count, as_instance, as_level, describe
 from ..engine.fitting import fit_theta
-from ..engine.optimize import bobyqa
 from ..engine.pls import PLS
 from ..engine.threads import blas_threads
 from ..engine.varcomp import VarPars
-from ..errors import ArgumentError, ConvergenceWarning
-from ..kinds import LinearMixedFit
+from ..errors import ArgumentError
+from ..kinds import GeneralizedMixedFit, LinearMixedFit
+from .profile_glmm import glmm_problem
+from .profile_walk import minimize_bounded, profile_points, select, signed_root
 
 __all__ = ["profile", "zeta_at"]
-
-MAXMULT = 10.0  # lme4: a step is at most 10 times the previous one
-
-
-def _bobyqa(f: Callable[[np.ndarray], float], x0: np.ndarray, lower: np.ndarray,
-            upper: np.ndarray, step: np.ndarray,
-            ftol_abs: float = 1e-10) -> tuple[np.ndarray, float]:
-    """Minimise ``f`` within bounds by BOBYQA; returns the best point seen and its value."""
-    x0 = np.clip(np.asarray(x0, dtype=float), lower, upper)
-    if x0.size == 0:
-        return x0, f(x0)
-    best = [f(x0), x0.copy()]
-
-    def wrapped(x: np.ndarray, grad: np.ndarray) -> float:
-        val = f(x)
-        if val < best[0]:
-            best[0], best[1] = val, x.copy()
-        return val if np.isfinite(val) else 1e300
-
-    bobyqa(wrapped, x0.copy(), lower, upper=upper, ftol_abs=ftol_abs, xtol_rel=1e-9,
-           maxeval=20_000, step=step)  # the best point seen is kept, however it stopped
-    return best[1], float(best[0])
 
 
 @dataclass
@@ -80,6 +58,7 @@ class _MLProblem:
     theta_hat: np.ndarray
     names: tuple[str, ...]
     xnames: tuple[str, ...]
+    criterion: str = "ML deviance"
 
     @property
     def nvp(self) -> int:
@@ -88,6 +67,18 @@ class _MLProblem:
     @property
     def estimates(self) -> np.ndarray:
         return np.concatenate([self.v_hat, self.beta_hat])
+
+    @property
+    def lower(self) -> np.ndarray:
+        return self.vp.lower
+
+    @property
+    def upper(self) -> np.ndarray:
+        return self.vp.upper
+
+    def zeta(self, w: int) -> Callable[[float, np.ndarray], np.ndarray]:
+        """ζ of parameter ``w`` as a function of its value and a starting row."""
+        return _var_zeta(self, w) if w < self.nvp else _fixed_zeta(self, w - self.nvp)
 
     def var_scale(self) -> np.ndarray:
         """Typical size of each variance parameter, for the optimiser's first steps."""
@@ -128,12 +119,12 @@ def _var_zeta(prob: _MLProblem, w: int) -> Callable[[float, np.ndarray], np.ndar
             v[free] = u
             return crit(v)
 
-        u, fval = _bobyqa(f, start[1:][free], lower, upper, step)
+        u, fval = minimize_bounded(f, start[1:][free], lower, upper, step)
         v[free] = u
         theta, sigma = prob.vp.to_theta(v)
         beta = prob.pls.solve(theta).beta if np.isfinite(fval) else np.full(prob.beta_hat.size,
                                                                             np.nan)
-        return np.concatenate([[_signed_root(x - est, fval - prob.base)], v, beta])
+        return np.concatenate([[signed_root(x - est, fval - prob.base)], v, beta])
 
     return zeta
 
@@ -156,99 +147,26 @@ def _fixed_zeta(prob: _MLProblem, j: int) -> Callable[[float, np.ndarray], np.nd
     def zeta(b: float, start: np.ndarray) -> np.ndarray:
         pls = base_pls.with_response(design.y - Xj * b)
         theta0, _ = prob.vp.to_theta(start[1 : 1 + prob.nvp])
-        theta, fval = _bobyqa(lambda th: pls.objective(th, False), theta0, lower, upper, step)
+        theta, fval = minimize_bounded(lambda th: pls.objective(th, False), theta0, lower,
+                                       upper, step)
         sol = pls.solve(theta)
         beta = np.empty(p)
         beta[j] = b
         beta[others] = sol.beta
         v = prob.vp.from_theta(theta, float(np.sqrt(sol.r2 / n)))
-        return np.concatenate([[_signed_root(b - est, fval - prob.base)], v, beta])
+        return np.concatenate([[signed_root(b - est, fval - prob.base)], v, beta])
 
     return zeta
 
 
-def _signed_root(dx: float, ddev: float) -> float:
-    """sign(p − p̂)·√(dev − dev_min), with tiny negative differences set to zero."""
-    if not np.isfinite(ddev):
-        return np.nan
-    if ddev < -1e-6:
-        warnings.warn(f"the profile found a deviance {-ddev:.3g} below the ML fit's; "
-                      "the fit may not have converged", ConvergenceWarning, stacklevel=4)
-    return float(np.sign(dx) * np.sqrt(max(ddev, 0.0)))
-
-
-def _next_value(rows: list[np.ndarray], col: int, delta: float, lowcut: float,
-                upcut: float) -> float | None:
-    """lme4's ``nextpar``: the value expected to move ζ by ``delta``; None if ζ stalls."""
-    (z1, p1), (z2, p2) = ((r[0], r[col]) for r in rows[-2:])
-    num, denom = p2 - p1, z2 - z1
-    if not np.isfinite(denom) or denom == 0 or num / denom <= 0:
-        return None
-    step = min(delta * num / denom, MAXMULT * abs(num))
-    return float(min(upcut, max(lowcut, p2 + np.sign(num) * step)))
-
-
-def _walk(zeta: Callable, first: list[np.ndarray], col: int, lowcut: float, upcut: float,
-          cutoff: float, delta: float, maxpts: int) -> list[np.ndarray]:
-    """Extend ``first`` (two rows) in its direction until |ζ| > cutoff or a bound."""
-    rows = list(first)
-    while len(rows) < maxpts:
-        last = rows[-1]
-        if not lowcut < last[col] < upcut or not abs(last[0]) <= cutoff:
-            break
-        x = _next_value(rows, col, delta, lowcut, upcut)
-        if x is None:
-            break
-        rows.append(zeta(x, last))
-    return rows
-
-
-def _profile_one(prob: _MLProblem, w: int, cutoff: float, delta: float,
-                 maxpts: int) -> np.ndarray:
-    """All points of the profile of parameter ``w`` (rows ζ, variance pars, β)."""
-    col = w + 1
-    opt_row = np.concatenate([[0.0], prob.estimates])
-    est = prob.estimates[w]
-    if w < prob.nvp:
-        zeta = _var_zeta(prob, w)
-        lowcut, upcut = prob.vp.lower[w], prob.vp.upper[w]
-        shift = 1e-3 if est == 0 else est * 1.01
-        if not lowcut <= shift <= upcut:
-            shift = est - (shift - est)
-    else:
-        zeta = _fixed_zeta(prob, w - prob.nvp)
-        lowcut, upcut = -np.inf, np.inf
-        shift = est + delta * prob.se_beta[w - prob.nvp]
-    second = zeta(shift, opt_row)
-    rows = _walk(zeta, [opt_row, second], col, lowcut, upcut, cutoff, delta, maxpts)
-    if lowcut < est < upcut:
-        rows += _walk(zeta, [second, opt_row], col, lowcut, upcut, cutoff, delta, maxpts)[2:]
-    out = np.unique(np.array(rows), axis=0)
-    return out[np.argsort(out[:, col], kind="stable")]
-
-
-def _select(which: str | Sequence[str] | None, names: Sequence[str], nvp: int,
-            arg: str = "which") -> list[int]:
-    """Indices of the parameters to profile (lme4's ``which``, incl. "theta_"/"beta_")."""
-    wanted = as_names(which, arg)
-    if wanted is None:
-        return list(range(len(names)))
-    out: set[int] = set()
-    for name in wanted:
-        if name == "theta_":
-            out.update(range(nvp))
-        elif name == "beta_":
-            out.update(range(nvp, len(names)))
-        elif name in names:
-            out.add(list(names).index(name))
-        else:
-            raise ArgumentError(f"{arg}: unknown parameter {name!r}; the model's parameters "
-                                f"are {', '.join(names)}")
-    return sorted(out)
-
-
 def _check_model(model: object) -> None:
-    as_instance(model, "model", LinearMixedFit, "a mixed model fitted by lmmlib.lmer")
+    as_instance(model, "model", (LinearMixedFit, GeneralizedMixedFit),
+                "a mixed model fitted by lmmlib.lmer or lmmlib.glmer")
+
+
+def _problem(model):
+    """What is profiled: the ML deviance of an LMM, the Laplace/AGQ deviance of a GLMM."""
+    return glmm_problem(model) if isinstance(model, GeneralizedMixedFit) else _ml_problem(model)
 
 
 def profile(model, which: str | Sequence[str] | None = None, level_max: float = 0.99,
@@ -301,28 +219,28 @@ def profile(model, which: str | Sequence[str] | None = None, level_max: float = 
     n_points = as_count(n_points, "n_points", minimum=2)
     maxpts = as_count(maxpts, "maxpts", minimum=3)
     with blas_threads(1):
-        prob = _ml_problem(model)
-        chosen = _select(which, prob.names, prob.nvp)
+        prob = _problem(model)
+        chosen = select(which, prob.names, prob.nvp)
         cutoff = float(np.sqrt(chi2.ppf(level_max, 1)))
         delta = cutoff / n_points
         frames = []
         for w in chosen:
-            pts = _profile_one(prob, w, cutoff, delta, maxpts)
+            pts = profile_points(prob, w, cutoff, delta, maxpts)
             df = pd.DataFrame(pts[:, 1:], columns=list(prob.names))
             df.insert(0, "zeta", pts[:, 0])
             df.insert(0, "value", pts[:, w + 1])
             df.insert(0, "par", prob.names[w])
             frames.append(df)
     out = pd.concat(frames, ignore_index=True)
-    bounds = np.concatenate([prob.vp.lower, np.full(len(prob.xnames), -np.inf)])
-    ubounds = np.concatenate([prob.vp.upper, np.full(len(prob.xnames), np.inf)])
+    bounds = np.concatenate([prob.lower, np.full(len(prob.xnames), -np.inf)])
+    ubounds = np.concatenate([prob.upper, np.full(len(prob.xnames), np.inf)])
     out.attrs.update({
         "estimates": dict(zip(prob.names, prob.estimates.tolist(), strict=True)),
         "lower": dict(zip(prob.names, bounds.tolist(), strict=True)),
         "upper": dict(zip(prob.names, ubounds.tolist(), strict=True)),
         "cutoff": cutoff,
         "deviance": prob.base,
-        "criterion": "ML deviance",
+        "criterion": prob.criterion,
     })
     return out
 
@@ -360,8 +278,8 @@ def zeta_at(model, par: str, values: Sequence[float]) -> np.ndarray:
     if values.ndim != 1 or not np.isfinite(values).all():
         raise ArgumentError(f"values must be a 1-d sequence of finite numbers, got {values}")
     with blas_threads(1):
-        prob = _ml_problem(model)
-        (w,) = _select(par, prob.names, prob.nvp, "par")
-        zeta = _var_zeta(prob, w) if w < prob.nvp else _fixed_zeta(prob, w - prob.nvp)
+        prob = _problem(model)
+        (w,) = select(par, prob.names, prob.nvp, "par")
+        zeta = prob.zeta(w)
         start = np.concatenate([[0.0], prob.estimates])
         return np.array([zeta(float(x), start)[0] for x in values])

@@ -73,7 +73,7 @@ def test_simulate_use_u_keeps_the_conditional_modes(pois):
 
 
 def test_wald_confint(pois):
-    ci = pois.confint(level=0.9)
+    ci = pois.confint("wald", level=0.9)
     z = scipy.stats.norm.ppf(0.95)
     vp = pois.varpar_se()
     np.testing.assert_allclose(ci.loc[list(pois.fixef.index)].to_numpy(),
@@ -83,7 +83,7 @@ def test_wald_confint(pois):
                                             vp["estimate"].iloc[0] + z * vp["se"].iloc[0]])
     assert list(ci.columns) == ["5 %", "95 %"]
     with pytest.raises(lmmlib.ArgumentError, match="method"):
-        pois.confint(method="profile")
+        pois.confint(method="Wald!")
 
 
 def test_optinfo_has_both_stages(pois):

@@ -342,8 +342,6 @@ LMER_ONLY = [  # (id, call on a bad model, the message's start)
     ("exact_rlrt mA", lambda c, b: exact_rlrt(c.m, nsim=10, rng=1, mA=b, m0=c.m), "mA must be"),
     ("prediction_interval", lambda c, b: prediction_interval(b, nsim=2, rng=1), "model must be a"),
     ("confint", lambda c, b: confint(b), "model must be a mixed model fitted by lmmlib.lmer"),
-    ("profile", lambda c, b: profile(b), "model must be a mixed model fitted by lmmlib.lmer"),
-    ("zeta_at", lambda c, b: zeta_at(b, ".sigma", [1.0]), "model must be a mixed model"),
     ("coef_table", lambda c, b: coef_table(b), "model must be a mixed model"),
     ("shrinkage", lambda c, b: shrinkage(b), "model must be a mixed model"),
     ("effective_df", lambda c, b: effective_df(b), "model must be a mixed model"),
@@ -352,14 +350,22 @@ LMER_ONLY = [  # (id, call on a bad model, the message's start)
     ("refit", lambda c, b: refit(b, np.zeros(20)), "model must be a mixed model"),
 ]
 LMER_OR_LM = [
+    ("drop_level_screen", lambda c, b: drop_level_screen(b, "operator"), "model must be a fit"),
+]
+MIXED = [  # lmer and glmer fits
+    ("profile", lambda c, b: profile(b), "model must be a mixed model fitted by lmmlib.lmer or"),
+    ("zeta_at", lambda c, b: zeta_at(b, ".sigma", [1.0]), "model must be a mixed model"),
+]
+ANY_FIT = [  # lmer, glmer and lm fits
     ("bootstrap_lrt null", lambda c, b: bootstrap_lrt(b, c.m, nsim=2, rng=1), "null must be a fit"),
     ("bootstrap_lrt alt", lambda c, b: bootstrap_lrt(c.lm, b, nsim=2, rng=1), "alt must be a fit"),
     ("bootstrap", lambda c, b: bootstrap(b, sigma, nsim=2, rng=1), "model must be a fit of lmmlib"),
-    ("drop_level_screen", lambda c, b: drop_level_screen(b, "operator"), "model must be a fit"),
 ]
 KINDS = ["str", "DataFrame", "None", "statsmodels", "lm", "glmer"]
-MODEL_CASES = [(k, *row) for row in LMER_ONLY for k in KINDS] + [
-    (k, *row) for row in LMER_OR_LM for k in KINDS if k != "lm"]  # lm fits are fine there
+MODEL_CASES = ([(k, *row) for row in LMER_ONLY for k in KINDS]
+               + [(k, *row) for row in LMER_OR_LM for k in KINDS if k != "lm"]
+               + [(k, *row) for row in MIXED for k in KINDS if k != "glmer"]
+               + [(k, *row) for row in ANY_FIT for k in KINDS if k not in ("lm", "glmer")])
 
 
 @pytest.mark.parametrize("kind, call, match", [row[:1] + row[2:] for row in MODEL_CASES],
