@@ -248,7 +248,8 @@ def expand_dot(parsed: ParsedFormula, columns: Iterable[str]) -> ParsedFormula:
     """Replace the fixed-part term ``.`` by every column not otherwise used.
 
     As R's ``.`` in a model formula, ``.`` stands for the data's columns other
-    than those of the response; the grouping factors of the random terms are
+    than those of the response (and a column holding the response itself, as
+    a model frame does for ``log(y)``); the grouping factors of the random terms are
     left out as well (lme4 would also put them in the fixed part, where they
     duplicate the random intercepts).  Columns keep the data's order.
 
@@ -281,7 +282,7 @@ def expand_dot(parsed: ParsedFormula, columns: Iterable[str]) -> ParsedFormula:
     if not any(t == "." for _, t in terms):
         return parsed
     columns = [str(c) for c in columns]
-    taken = set(alias_text(parsed.response, columns).columns)
+    taken = set(alias_text(parsed.response, columns).columns) | {strip_quotes(parsed.response)}
     taken |= {f for t in parsed.random for f in t.factors}
     rest = [c for c in columns if c not in taken]
     if any(t == "." and s == "-" for s, t in terms):

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 from formulaic.utils.stateful_transforms import stateful_transform
 
-__all__ = ["CONTEXT", "R_FUNCTIONS", "STATEFUL", "center", "scale"]
+__all__ = ["CONTEXT", "R_FUNCTIONS", "center", "scale"]
 
 
 def _statistic(value: Any, default: Any) -> np.ndarray | None:
@@ -83,6 +83,3 @@ R_FUNCTIONS = {
 
 #: What formula terms are evaluated with, in front of formulaic's transforms.
 CONTEXT: dict[str, Any] = {**R_FUNCTIONS, "scale": scale, "center": center}
-
-#: Transforms whose parameters are learned from the data.
-STATEFUL = frozenset({"scale", "center", "poly", "standardize", "bs", "cr", "cs", "cc"})

@@ -12,11 +12,12 @@ on a frame that holds only the aliased columns, with R's functions of
 * stateful transforms (``scale``, ``poly``, ``center``, splines) learn their
   parameters on the rows given by :func:`state_rows` when a fit sets them (the
   data before ``subset`` and before incomplete rows are dropped, where R's
-  model frame evaluates them), otherwise on the model frame.  The :class:`MatrixSpec` it
-returns rebuilds the same columns for new rows, and refuses, naming the
-column, what would otherwise be a silent wrong answer: a missing column, a
-missing value, or a level of a factor that the fit never saw (lme4's "new
-levels detected in newdata").
+  model frame evaluates them), otherwise on the model frame.
+
+The :class:`MatrixSpec` a piece returns rebuilds the same columns for new
+rows, and refuses, naming the column, what would otherwise be a silent wrong
+answer: a missing column, a missing value, or a level of a factor that the fit
+never saw (lme4's "new levels detected in newdata").
 """
 
 from __future__ import annotations
@@ -162,7 +163,7 @@ def _relearn_state(mm: Any, text: str, safe: pd.DataFrame, columns: tuple[str, .
         warnings.simplefilter("ignore")
         try:
             learned = _formula(text).get_model_matrix(rows, na_action="ignore", context=CONTEXT)
-        except Exception:  # noqa: BLE001 - e.g. a level only the dropped rows have
+        except Exception:  # noqa: BLE001 - rows the fit does not use cannot fail it
             return mm
     spec = mm.model_spec.update(transform_state=learned.model_spec.transform_state)
     return spec.get_model_matrix(safe, context=CONTEXT)

@@ -152,6 +152,8 @@ def test_dot_is_every_other_column_but_the_grouping_factors():
     assert p.fixed == "x + `body mass`"
     assert expand_dot(parse_formula("log(y) ~ . - x"), ["y", "x", "z"]).fixed == "x + z - x"
     assert expand_dot(parse_formula("y ~ x"), cols).fixed == "x"  # no dot: unchanged
+    # a model frame holds the response expression as a column: not a predictor
+    assert expand_dot(parse_formula("log(y) ~ ."), ["y", "x", "log(y)"]).fixed == "x"
 
 
 def test_dot_fits_the_listed_columns(toy):
