@@ -82,6 +82,16 @@ def test_ordered_factors_get_contr_poly(toy):
     np.testing.assert_array_equal(explicit.X, plain.X)
 
 
+def test_ordered_factor_in_new_data(toy):
+    # new rows get the fit's contrasts whether the column is ordered, plain or text
+    from lmmlib.engine.design import fixed_rows, newdata_frame
+
+    d = build_design("y ~ band + x", toy, require_random=False)
+    for column in (toy.band, toy.band.cat.as_unordered(), toy.band.astype(str)):
+        new = toy.assign(band=column).iloc[::-1]
+        np.testing.assert_array_equal(fixed_rows(d, newdata_frame(d, new)), d.X[::-1])
+
+
 def test_contr_poly_names_beyond_the_cubic():
     levels = [f"l{i}" for i in range(6)]
     d = pd.DataFrame({"y": np.arange(12.0) % 5, "f": pd.Categorical(levels * 2, levels,
