@@ -52,6 +52,13 @@ class Design:
         With ``na_action="exclude"`` the Series covers the data's rows (after
         ``subset``), NaN where a row was left out for missing values (R's
         ``naresid``); otherwise it is indexed by the model frame's rows.
+
+        Examples
+        --------
+        >>> d = pd.DataFrame({"y": [1.0, None, 3.0, 5.0], "x": [1.0, 2.0, 3.0, 4.0]})
+        >>> design = build_design("y ~ x", d, require_random=False, na_action="exclude")
+        >>> design.pad(design.y).tolist()
+        [1.0, nan, 3.0, 5.0]
         """
         if self.exclusion is None:
             return pd.Series(np.asarray(values, dtype=float), index=self.frame.index, name=name)

@@ -279,7 +279,13 @@ class ModelFrame:
 
 
 def as_na_action(value: Any) -> str:
-    """``na_action`` as one of :data:`NA_ACTIONS` (R's ``"na.omit"`` spellings accepted)."""
+    """``na_action`` as one of :data:`NA_ACTIONS` (R's ``"na.omit"`` spellings accepted).
+
+    Examples
+    --------
+    >>> as_na_action("na.exclude")
+    'exclude'
+    """
     if isinstance(value, str) and value.startswith("na."):
         value = value[3:]
     return as_choice(value, "na_action", NA_ACTIONS)
@@ -357,6 +363,14 @@ def build_frame(parsed: ParsedFormula, data: Any, subset: Any = None,
     Returns
     -------
     ModelFrame
+
+    Examples
+    --------
+    >>> from lmmlib.engine.formula import parse_formula
+    >>> d = pd.DataFrame({"y": [1.0, None, 3.0, 4.0, 2.0], "x": [1, 2, 3, 4, 5]})
+    >>> mf = build_frame(parse_formula("y ~ x"), d, subset="x > 1", na_action="exclude")
+    >>> mf.frame.index.tolist(), mf.exclusion.index.tolist(), mf.exclusion.kept.tolist()
+    ([2, 3, 4], [1, 2, 3, 4], [1, 2, 3])
     """
     na_action = as_na_action(na_action)
     data = as_frame(data)

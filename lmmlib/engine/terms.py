@@ -52,6 +52,14 @@ def state_rows(frame: pd.DataFrame | None) -> Iterator[None]:
     before ``subset`` and the removal of incomplete rows; ``frame`` holds those
     rows (with the model frame's columns).  ``None`` (the default) uses the
     rows of the matrix being built.
+
+    Examples
+    --------
+    >>> data = pd.DataFrame({"x": [1.0, 2.0, 3.0, 6.0]})
+    >>> with state_rows(data):
+    ...     X, spec = piece_matrix("0 + scale(x)", data.iloc[2:], "the example")
+    >>> (X[:, 0] * data.x.std()).tolist()  # centred at the mean of all four rows, 3
+    [0.0, 3.0]
     """
     token = _STATE_ROWS.set(frame)
     try:
