@@ -37,13 +37,19 @@ MAX_PAIRS = 30_000_000
 class DenseCoupling:
     """Z₀ᵀZ_R held as a dense (k₀, q₀, Q_R) array."""
 
-    def __init__(self, M: sp.spmatrix, k0: int, q0: int) -> None:
+    def __init__(self, M: sp.csr_matrix, k0: int, q0: int) -> None:
         self.k0, self.q0 = k0, q0
         self.Z0tZR = M.toarray().reshape(k0, q0, -1)
+        rows = np.repeat(np.arange(M.shape[0]), np.diff(M.indptr))
+        self._flat = rows * M.shape[1] + M.indices  # where M's nonzeros go in Z0tZR
 
-    def reweighted(self, M: sp.spmatrix) -> DenseCoupling:
-        """The coupling for new values M = Z₀ᵀWZ_R."""
-        return DenseCoupling(M, self.k0, self.q0)
+    def reweighted(self, data: np.ndarray) -> DenseCoupling:
+        """The coupling for new nonzeros of M = Z₀ᵀWZ_R (this coupling's pattern)."""
+        new = copy.copy(self)
+        Z = np.zeros(self.Z0tZR.size)
+        Z[self._flat] = data
+        new.Z0tZR = Z.reshape(self.Z0tZR.shape)
+        return new
 
     def state(self, theta: np.ndarray, lam0: np.ndarray, L0: np.ndarray, rmul: Rmul,
               solve_lower: Callable) -> np.ndarray:
@@ -85,6 +91,7 @@ class SparseScalarCoupling:
         self.M = M
         self.n_rest = M.shape[1]
         rows, index, ia, ib = pairs
+        self.k, self._cols = M.shape[0], M.indices
         # distinct positions of the lower triangle of MᵀM, and the sparse map
         # P (positions × levels) whose product with s² gives their values; P's
         # nonzeros are the products m_ia·m_ib, kept in P's order for reweighting
@@ -94,25 +101,35 @@ class SparseScalarCoupling:
         indptr = np.concatenate([[0], np.cumsum(np.bincount(slot, minlength=self.positions.size))])
         self.P = sp.csr_matrix((M.data[self._ia] * M.data[self._ib], rows[order], indptr),
                                shape=(self.positions.size, M.shape[0]))
-        self._data_rows = np.repeat(np.arange(M.shape[0]), np.diff(M.indptr))
+        self._data = M.data
+        self._rows = np.repeat(np.arange(M.shape[0]), np.diff(M.indptr))  # of each nonzero
         self._slot = slot[order]  # position of every product, in P's order
         self.position_rows, self.position_cols = np.divmod(self.positions, self.n_rest)
 
-    def reweighted(self, M: sp.csr_matrix) -> SparseScalarCoupling:
-        """The coupling for new values M = Z₀ᵀWZ_R with this coupling's pattern.
+    def reweighted(self, data: np.ndarray) -> SparseScalarCoupling:
+        """The coupling for new nonzeros of M = Z₀ᵀWZ_R (this coupling's pattern).
 
-        Its :meth:`values` then multiply the scaled nonzeros pairwise on each
-        call (a reweighted problem is factored once or a few times, so forming
-        P's values first would cost the same pass again).
+        A reweighted problem is factored once or a few times, so no sparse
+        matrix is built: :meth:`values` multiplies the scaled nonzeros pairwise
+        on each call, and the products with M are weighted ``bincount`` calls.
         """
         new = copy.copy(self)
-        new.M, new.P = M, None
+        new._data, new.P, new.M = data, None, None
         return new
+
+    def _matrix(self) -> sp.csr_matrix:
+        """M itself (built on demand for a reweighted coupling)."""
+        if self.M is None:
+            order = np.argsort(self._rows, kind="stable")  # rows are already sorted
+            indptr = np.concatenate([[0], np.cumsum(np.bincount(self._rows, minlength=self.k))])
+            self.M = sp.csr_matrix((self._data[order], self._cols[order], indptr),
+                                   shape=(self.k, self.n_rest))
+        return self.M
 
     def values(self, s: np.ndarray) -> np.ndarray:
         """The nonzeros of Mᵀ diag(s²) M at :attr:`positions`."""
         if self.P is None:  # reweighted: Σ_rows (s m_ia)(s m_ib) directly
-            m = self.M.data * s[self._data_rows]
+            m = self._data * s[self._rows]
             return np.bincount(self._slot, m[self._ia] * m[self._ib],
                                minlength=self.positions.size)
         return self.P @ (s * s)
@@ -155,15 +172,25 @@ class SparseScalarCoupling:
 
     def tmul(self, s: np.ndarray, c: np.ndarray, theta: np.ndarray, rmul: Rmul) -> np.ndarray:
         """Tᵀc = Λ_Rᵀ Mᵀ (s ⊙ c)."""
-        return rmul(np.asarray(self.M.T @ (s[:, None] * c)).T, theta).T
+        X = s[:, None] * c
+        if self.M is not None:
+            MtX = np.asarray(self.M.T @ X)
+        else:
+            Xr = X[self._rows]
+            MtX = np.column_stack([np.bincount(self._cols, self._data * Xr[:, j],
+                                               minlength=self.n_rest) for j in range(c.shape[1])])
+        return rmul(MtX.T, theta).T
 
     def dense(self, s: np.ndarray, theta: np.ndarray, rmul: Rmul) -> np.ndarray:
         """T as a dense matrix (for the final solve only)."""
-        return rmul(self.M.multiply(s[:, None]).toarray(), theta)
+        return rmul(self._matrix().multiply(s[:, None]).toarray(), theta)
 
     def matvec(self, s: np.ndarray, v: np.ndarray, theta: np.ndarray, lmul: Rmul) -> np.ndarray:
         """Tv = s ⊙ M(Λ_R v) without forming T (``lmul(v, θ)`` = Λ_R v)."""
-        return s * (self.M @ lmul(v, theta))
+        lv = lmul(v, theta)
+        if self.M is not None:
+            return s * (self.M @ lv)
+        return s * np.bincount(self._rows, self._data * lv[self._cols], minlength=self.k)
 
 
 def symmetrize_lower(G: np.ndarray) -> np.ndarray:

@@ -52,6 +52,7 @@ class ZPattern:
         self.k0, self.q0 = b0.nlevels, b0.q
         self.codes0, self.Zv0 = b0.codes, b0.Z
         self.Z0 = z_matrix(b0)
+        self._Z0T = self.Z0.T.tocsr()  # transposes kept: products with them at every step
         self.rest = tuple(blocks[1:])
         self.n_rest = sum(b.nlevels * b.q for b in self.rest)
         # (a, c ≥ a) element pairs of the first block's q0 × q0 level blocks
@@ -60,6 +61,7 @@ class ZPattern:
         if not self.rest:
             return
         self.ZR = sp.hstack([z_matrix(b) for b in self.rest]).tocsr()
+        self._ZRT = self.ZR.T.tocsr()
         cols, vals, o = [], [], 0
         for b in self.rest:
             cols.append(o + b.codes[:, None] * b.q + np.arange(b.q))
@@ -90,14 +92,17 @@ class ZPattern:
 
     def z0t(self, V: np.ndarray) -> np.ndarray:
         """Z₀'V for V of shape (n, r), as (k0, q0, r)."""
-        return np.asarray(self.Z0.T @ V).reshape(self.k0, self.q0, V.shape[1])
+        return np.asarray(self._Z0T @ V).reshape(self.k0, self.q0, V.shape[1])
 
     # -- the remaining blocks ----------------------------------------------------
+    def coupling_data(self, w: np.ndarray | None) -> np.ndarray:
+        """The nonzeros of M = Z₀'WZ_R, in the order of :meth:`coupling_matrix`."""
+        return np.bincount(self._m_slot, _weighted(self._m_prod, w),
+                           minlength=self._m_indices.size)
+
     def coupling_matrix(self, w: np.ndarray | None) -> sp.csr_matrix:
         """M = Z₀'WZ_R with sorted indices and the same pattern for every w."""
-        data = np.bincount(self._m_slot, _weighted(self._m_prod, w),
-                           minlength=self._m_indices.size)
-        return sp.csr_matrix((data, self._m_indices, self._m_indptr),
+        return sp.csr_matrix((self.coupling_data(w), self._m_indices, self._m_indptr),
                              shape=(self.k0 * self.q0, self.n_rest))
 
     def zrtzr_diag(self, w: np.ndarray | None) -> np.ndarray:
@@ -114,4 +119,4 @@ class ZPattern:
 
     def zrt(self, V: np.ndarray) -> np.ndarray:
         """Z_R'V for V of shape (n, r)."""
-        return np.asarray(self.ZR.T @ V)
+        return np.asarray(self._ZRT @ V)

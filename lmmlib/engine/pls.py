@@ -154,7 +154,7 @@ class PLS:
         self._zrtzr = None
         if self.rest:
             base = self._base_coupling
-            self.coupling = base if w is None else base.reweighted(self.pattern.coupling_matrix(w))
+            self.coupling = base if w is None else base.reweighted(self.pattern.coupling_data(w))
             self._zrtzr_diag = self.pattern.zrtzr_diag(w) if self.pattern.rest_diagonal else None
 
     @property
@@ -184,8 +184,10 @@ class PLS:
         else:
             WX = X * w[:, None]
             wy = w * y if wy is None else wy
-            XtWX = X.T @ WX
-            self.beta_offset = np.linalg.lstsq(XtWX, X.T @ wy, rcond=None)[0]
+            if y is None:  # a penalised IRLS step: no r², so no centring is needed
+                self.beta_offset = np.zeros(self.p)
+            else:
+                self.beta_offset = np.linalg.lstsq(X.T @ WX, X.T @ wy, rcond=None)[0]
             wr = wy - WX @ self.beta_offset
             WXy = np.column_stack([WX, wr])
             self.XytXy = np.empty((self.p + 1, self.p + 1))
