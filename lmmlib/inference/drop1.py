@@ -1,9 +1,10 @@
 """Single-term deletions of a mixed model's fixed effects: lme4's and lmerTest's ``drop1``.
 
 * ``test="Chisq"`` (lme4's ``drop1(m, test = "Chisq")``): every droppable term
-  (one contained in no other term) is removed, the smaller model is fitted by
-  maximum likelihood, and the table gives ``npar`` (parameters removed),
-  ``AIC`` of the ML fits and the likelihood-ratio test ``LRT`` with ``Pr(Chi)``.
+  (one whose variables are not all in another term, R's ``drop.scope``) is
+  removed, the smaller model is fitted by maximum likelihood, and the table
+  gives ``npar`` (parameters removed), ``AIC`` of the ML fits and the
+  likelihood-ratio test ``LRT`` with ``Pr(Chi)``.
   The reduced fits use the full model's rows and columns (the term's columns
   removed), warm-started at θ̂, so "the number of rows in use" cannot change.
 * ``test="none"``: the same without the test.
@@ -26,14 +27,8 @@ import scipy.stats
 from ..checks import as_choice, as_instance
 from ..kinds import LinearMixedFit
 from .anova import REFIT_NOTE, RefitMLWarning, ml_fit
-from .typeiii import (
-    FTable,
-    containing_terms,
-    contrast_table,
-    ddf_method,
-    fixed_terms,
-    marginal_contrasts,
-)
+from .contrasts import droppable_terms, fixed_terms, marginal_contrasts
+from .typeiii import FTable, contrast_table, ddf_method
 
 __all__ = ["drop1"]
 
@@ -81,8 +76,8 @@ def drop1(model: Any, test: str = "F", ddf: str = "Satterthwaite") -> pd.DataFra
     """
     as_instance(model, "model", LinearMixedFit, "a mixed model fitted by lmmlib.lmer")
     test = as_choice(test, "test", ("f", "chisq", "none"))
-    contained = containing_terms(model.design)
-    terms = {t: c for t, c in fixed_terms(model.design).items() if not contained.get(t)}
+    scope = set(droppable_terms(model.design))
+    terms = {t: c for t, c in fixed_terms(model.design).items() if t in scope}
     if test == "f":
         out = FTable(contrast_table(model, marginal_contrasts(model.design), ddf))
         out.heading = [f"Single term deletions using {ddf_method(ddf)}'s method:"]

@@ -14,16 +14,12 @@ matrix L (one row per model-matrix column of the term):
   REML fits (as lmerTest).
 
 As in lmerTest, ``Mean Sq`` = F σ̂² (the unscaled F for Kenward–Roger) and
-``Sum Sq`` = NumDF × Mean Sq.  With treatment contrasts and no term contained in
-another (main effects and covariates, ``I(x^2)`` being its own term) the
-Type III contrast of a term is the selection of its columns; models with
-interactions whose lower-order terms are also in the model are refused (their
-Type III contrasts need lmerTest's orthogonalisation, not implemented here).
+``Sum Sq`` = NumDF × Mean Sq.  The contrasts are lmerTest's Type III ones
+(:mod:`lmmlib.inference.contrasts`).
 """
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import numpy as np
@@ -32,9 +28,9 @@ from scipy import stats
 
 from ..checks import as_choice, as_instance
 from ..engine.design import Design
-from ..engine.names import restore_names
 from ..errors import ArgumentError
 from ..kinds import LinearMixedFit
+from .contrasts import fixed_terms, marginal_contrasts, type3_contrasts
 from .kenward_roger import KRParts, kr_parts, kr_test
 from .satterthwaite import SatterthwaiteParts, _model_parts, satterthwaite_parts
 
@@ -61,66 +57,6 @@ class FTable(pd.DataFrame):
         return "\n".join([*getattr(self, "heading", []), body])
 
     __repr__ = __str__
-
-
-def _r_label(label: str) -> str:
-    """A term label as R writes it: ``I(x ** 2)`` → ``I(x^2)``."""
-    return re.sub(r"\s*\*\*\s*", "^", label)
-
-
-def fixed_terms(design: Design) -> dict[str, np.ndarray]:
-    """Columns of the model matrix (after rank drops) of every fixed-effect term.
-
-    Returns
-    -------
-    dict
-        R-style term label (``"ID"``, ``"I(Date_num^2)"``, ``"a:b"``) → column
-        indices in ``design.xnames``; the intercept is left out, and so are
-        terms whose columns were all dropped.
-    """
-    spec = design.fixed_spec
-    position = {name: j for j, name in enumerate(design.xnames)}
-    out: dict[str, np.ndarray] = {}
-    for term, idx in spec.spec.term_indices.items():
-        if str(term) == "1":
-            continue
-        cols = [position[spec.names[i]] for i in idx if spec.names[i] in position]
-        if cols:
-            out[_r_label(restore_names([str(term)], spec.columns)[0])] = np.array(cols)
-    return out
-
-
-def _term_factors(design: Design) -> dict[str, frozenset]:
-    spec = design.fixed_spec
-    return {_r_label(restore_names([str(t)], spec.columns)[0]):
-            frozenset(str(f) for f in t.factors)
-            for t in spec.spec.term_indices if str(t) != "1"}
-
-
-def containing_terms(design: Design) -> dict[str, list[str]]:
-    """For every term, the terms that contain it (its variables and more)."""
-    factors = _term_factors(design)
-    return {a: [b for b, fb in factors.items() if fa < fb] for a, fa in factors.items()}
-
-
-def type3_contrasts(design: Design) -> dict[str, np.ndarray]:
-    """Type III contrast matrix of every term (rows: the term's columns).
-
-    Raises
-    ------
-    ArgumentError
-        When a term is contained in another (e.g. ``a + b + a:b``).
-    """
-    contained = {t: c for t, c in containing_terms(design).items() if c}
-    if contained:
-        first = next(iter(contained))
-        raise ArgumentError(
-            f"Type III tests of terms contained in interactions ({first!r} in "
-            f"{', '.join(map(repr, contained[first]))}) are not implemented; test the "
-            "interaction itself with anova(m0, m1) of nested fits")
-    p = len(design.xnames)
-    eye = np.eye(p)
-    return {label: eye[cols] for label, cols in fixed_terms(design).items()}
 
 
 def _fstat_ddf(nu: np.ndarray, tol: float = 1e-8) -> float:
@@ -206,7 +142,8 @@ def anova_type3(model: Any, ddf: str = "Satterthwaite", at: tuple | None = None)
     ------
     ArgumentError
         For a model that is not an ``lmer`` fit, an unknown ``ddf``,
-        Kenward–Roger on an ML fit, or terms contained in interactions.
+        Kenward–Roger on an ML fit, or terms contained in interactions with
+        a factor not coded by treatment contrasts.
 
     Examples
     --------
@@ -221,18 +158,6 @@ def anova_type3(model: Any, ddf: str = "Satterthwaite", at: tuple | None = None)
     out = FTable(contrast_table(model, type3_contrasts(model.design), method, at))
     out.heading = [f"Type III Analysis of Variance Table with {method}'s method"]
     return out
-
-
-def marginal_contrasts(design: Design) -> dict[str, np.ndarray]:
-    """Contrasts of the terms contained in no other term: the selection of their columns.
-
-    For such a term the Type II and Type III hypotheses are the same: its
-    coefficients are zero, all other terms kept (lmerTest's marginal contrasts).
-    """
-    contained = containing_terms(design)
-    eye = np.eye(len(design.xnames))
-    return {label: eye[cols] for label, cols in fixed_terms(design).items()
-            if not contained.get(label)}
 
 
 def contrast_table(model: Any, contrasts: dict[str, np.ndarray], ddf: str,

@@ -28,9 +28,10 @@ from conftest import OPT_GAP, CurvatureBound, fixture_data, profiled_at, referen
 
 import lmmlib
 from lmmlib.errors import ArgumentError
+from lmmlib.inference.contrasts import containing_terms, fixed_terms, type3_contrasts
 from lmmlib.inference.influence import _hat_diagonal, cooks_distance, hatvalues
 from lmmlib.inference.kenward_roger import kr_parts, kr_test, lambda_z
-from lmmlib.inference.typeiii import anova_type3, fixed_terms
+from lmmlib.inference.typeiii import anova_type3
 
 fixture = partial(reference, "lmertest_parity")
 AT_R_RTOL = 1e-6  # same point, same formulas: numerical noise only (see module docstring)
@@ -38,11 +39,12 @@ OWN_RTOL = 1e-4  # lmmlib's θ̂: plus the optimiser's spread (see module docstr
 
 
 def parity_data(fx: dict) -> pd.DataFrame:
-    """The fixture's data: nepal without the rows missing bf, bf a factor (0, 1, 2)."""
+    """The fixture's data: nepal without the rows missing bf, bf (0, 1, 2) and fsex (sex:
+    1, 2) factors."""
     if fx["dataset"] == "nepal":
         d = lmmlib.datasets.load("nepal")
         d = d[d["bf"].notna()]
-        return d.assign(bf=pd.Categorical(d["bf"].astype(int)))
+        return d.assign(bf=pd.Categorical(d["bf"].astype(int)), fsex=pd.Categorical(d["sex"]))
     return fixture_data(fx)
 
 
@@ -69,7 +71,7 @@ def assert_ftable(ours: pd.DataFrame, ref: pd.DataFrame, rtol: float) -> None:
                                rtol=rtol, atol=rtol)
 
 
-NAMES = ["anova_soybean", "anova_nepal"]
+NAMES = ["anova_soybean", "anova_nepal", "anova_nepal_int", "anova_nepal_ff"]
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -126,14 +128,42 @@ def test_kr_needs_reml(pig):
         anova_type3(m, ddf="lme4")
 
 
-def test_interactions_with_marginal_terms_are_refused(nepal):
-    m = lmmlib.lmer("arm ~ age * sex + (1|id)", nepal)
-    with pytest.raises(ArgumentError, match="contained in interactions"):
+def test_containment_as_lmertest(nepal):
+    # lmerTest's containment: the same variables and more, and the same numeric ones
+    m, _ = parity_fit("anova_nepal_int")
+    assert containing_terms(m.design) == {"age": ["age:bf"], "bf": [], "sex": [],
+                                          "age:bf": []}
+    m, _ = parity_fit("anova_nepal_ff")
+    assert containing_terms(m.design)["bf"] == ["bf:fsex"]
+    # age contained in age:sex by variables, not by numerics: identity contrasts
+    both = lmmlib.lmer("arm ~ age * sex + (1|id)", nepal)
+    assert all(not c for c in containing_terms(both.design).values())
+    L = type3_contrasts(both.design)
+    np.testing.assert_array_equal(L["age"], np.eye(4)[[1]])
+
+
+def test_type3_of_contained_terms_is_not_the_selection():
+    # the orthogonalised contrast of age (contained in age:bf) has entries on the
+    # interaction's columns: a plain column selection would test another hypothesis
+    m, _ = parity_fit("anova_nepal_int")
+    L = type3_contrasts(m.design)["age"]
+    cols = fixed_terms(m.design)["age:bf"]
+    assert L.shape[0] == 1 and np.abs(L[0, cols]).max() > 0.1
+
+
+def test_non_treatment_contrasts_with_containment_are_refused(nepal):
+    d = nepal[nepal["bf"].notna()]
+    d = d.assign(bf=pd.Categorical(d["bf"].astype(int), ordered=True))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", lmmlib.LmmlibWarning)
+        m = lmmlib.lmer("arm ~ age * bf + (1|id)", d)
+    with pytest.raises(ArgumentError, match="treatment contrasts"):
         anova_type3(m)
 
 
 def test_drop1_f_of_an_interaction_is_its_t_test(nepal):
-    # only the interaction can be dropped; a 1-df F is the Satterthwaite t² with its df
+    # only the interaction can be dropped (R's drop.scope); a 1-df F is the
+    # Satterthwaite t² with its df
     m = lmmlib.lmer("arm ~ age * sex + (1|id)", nepal)
     tab = lmmlib.drop1(m)
     assert list(tab.index) == ["age:sex"]

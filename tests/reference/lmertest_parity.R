@@ -8,7 +8,7 @@
 # (nepal.csv, soybean.csv); sleepstudy is embedded in its fixtures ("dataset":
 # "inline"). Factors are set up as in common.R; in nepal, bf (breast-feeding,
 # 3 codes and 7 missing values) is made a factor here (levels 0, 1, 2) after
-# dropping its missing rows (field rows_kept).
+# dropping its missing rows (field rows_kept), and fsex is sex (1, 2) as a factor.
 #
 # One JSON file per model. The Type III tables come from fits with tight
 # nloptwrap tolerances (as lmertest.R), and each file records that fit's theta
@@ -34,6 +34,7 @@ data_sets <- c(course_data(args$in_dir, c("nepal", "soybean")),
 # bf is missing for 7 rows: they are dropped first (drop1 needs the same rows in every fit)
 data_sets$nepal <- data_sets$nepal[!is.na(data_sets$nepal$bf), ]
 data_sets$nepal$bf <- factor(data_sets$nepal$bf, levels = sort(unique(data_sets$nepal$bf)))
+data_sets$nepal$fsex <- factor(data_sets$nepal$sex)  # sex (1, 2) as a factor
 
 versions <- version_fields("lmerTest", "pbkrtest", "numDeriv")
 
@@ -51,7 +52,11 @@ table_fields <- function(tab) {
 anova_models <- list(
   list("anova_soybean", "mAqE ~ ID + Date_num + I(Date_num^2) + (1|plot_number_year)",
        "soybean"),
-  list("anova_nepal", "arm ~ age + bf + sex + (1|id)", "nepal")
+  list("anova_nepal", "arm ~ age + bf + sex + (1|id)", "nepal"),
+  # interactions: age is contained in age:bf (same numeric variable), bf is not
+  list("anova_nepal_int", "arm ~ age * bf + sex + (1|id)", "nepal"),
+  # factor by factor: bf and fsex are both contained in bf:fsex
+  list("anova_nepal_ff", "arm ~ bf * fsex + age + (1|id)", "nepal")
 )
 
 for (spec in anova_models) {
@@ -61,7 +66,10 @@ for (spec in anova_models) {
   m <- lmerTest::lmer(form, data = data, REML = TRUE, control = LMER_TIGHT)
   out <- c(list(name = name, formula = formula_str, reml = TRUE),
            data_fields(ds, data, form))
-  if (ds == "nepal") out$rows_kept <- "!is.na(bf)"
+  if (ds == "nepal") {
+    out$rows_kept <- "!is.na(bf)"
+    out$derived_columns <- c(out$derived_columns, list(fsex = "factor(sex)"))
+  }
   out$nobs <- nobs(m)
   out$theta <- I(unname(getME(m, "theta")))
   out$sigma <- sigma(m)
