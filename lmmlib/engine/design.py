@@ -20,8 +20,9 @@ import scipy.linalg
 
 from ..errors import DataError, DataWarning, FormulaError
 from .formula import ParsedFormula, expand_dot, parse_formula
-from .frame import Exclusion, as_frame, build_frame, normalise_columns, response_vector
+from .frame import as_frame, build_frame, normalise_columns, response_vector
 from .reterms import Block, ReTerm, build_blocks, new_level_codes
+from .rows import Exclusion
 from .terms import MatrixSpec, piece_matrix, state_rows
 
 __all__ = ["Design", "block_covariates", "block_rows", "build_design", "fixed_matrix",
@@ -191,7 +192,7 @@ def build_design(formula: str | ParsedFormula, data: Any, *, require_random: boo
     subset : array_like, Series or str, optional
         The rows to use, as R's ``subset`` argument: a boolean mask (a Series
         aligned by index) or a condition such as ``"Days > 2"``; see
-        :func:`lmmlib.engine.frame.subset_mask`.
+        :func:`lmmlib.engine.rows.subset_mask`.
     na_action : {"omit", "fail", "exclude"}
         Rows with missing values: dropped (``"omit"``, R's ``na.omit``), an
         error naming the columns (``"fail"``), or dropped with the data's rows

@@ -18,7 +18,7 @@ later stages only ever see finite numbers and well-formed grouping factors:
   rows with a counted warning, as R's model frame does with ``na.omit``;
   ``na_action="fail"`` refuses them instead (R's ``na.fail``) and
   ``na_action="exclude"`` (R's ``na.exclude``) drops them but records where
-  the rows used sit among the data's (:class:`Exclusion`), so that fitted
+  the rows used sit among the data's (:class:`lmmlib.engine.rows.Exclusion`), so that fitted
   values and residuals can be padded with NaN back to the data's rows.
 """
 
@@ -32,18 +32,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..checks import as_choice
-from ..errors import ArgumentError, DataError, DataWarning, FormulaError
+from ..errors import DataError, DataWarning, FormulaError
 from .formula import ParsedFormula
 from .names import alias_text, strip_quotes
+from .rows import Exclusion, as_na_action, subset_mask
 from .terms import evaluate_piece
 
-__all__ = ["NA_ACTIONS", "Exclusion", "ModelFrame", "as_frame", "as_na_action", "build_frame",
-           "model_frame", "normalise_columns", "required_columns", "response_vector",
-           "subset_mask"]
-
-#: Values of ``na_action``, as R's ``na.omit``, ``na.fail`` and ``na.exclude``.
-NA_ACTIONS = ("omit", "fail", "exclude")
+__all__ = ["ModelFrame", "as_frame", "build_frame", "model_frame", "normalise_columns",
+           "required_columns", "response_vector"]
 
 
 def as_frame(data: Any) -> pd.DataFrame:
@@ -226,38 +222,6 @@ def response_vector(frame: pd.DataFrame, response: str) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class Exclusion:
-    """Where the rows of a fit sit among the data's rows (R's ``na.exclude``).
-
-    Attributes
-    ----------
-    index : pandas.Index
-        The rows of the data (after ``subset``).
-    kept : ndarray of int
-        Positions in ``index`` of the rows the fit used, in their order.
-    """
-
-    index: pd.Index
-    kept: np.ndarray
-
-    def pad(self, values: Any, name: str | None = None) -> pd.Series:
-        """One value per row of the fit, as a Series over the data's rows (NaN elsewhere).
-
-        Examples
-        --------
-        >>> e = Exclusion(pd.Index([10, 11, 12]), np.array([0, 2]))
-        >>> e.pad([1.0, 3.0]).tolist()
-        [1.0, nan, 3.0]
-        """
-        values = np.asarray(values, dtype=float)
-        if values.shape[0] != self.kept.size:
-            raise DataError(f"{values.shape[0]} values for the {self.kept.size} rows of the fit")
-        out = np.full((len(self.index),) + values.shape[1:], np.nan)
-        out[self.kept] = values
-        return pd.Series(out, index=self.index, name=name)
-
-
-@dataclass(frozen=True)
 class ModelFrame:
     """The model frame and what the later stages need besides it.
 
@@ -278,72 +242,6 @@ class ModelFrame:
     exclusion: Exclusion | None = None
 
 
-def as_na_action(value: Any) -> str:
-    """``na_action`` as one of :data:`NA_ACTIONS` (R's ``"na.omit"`` spellings accepted).
-
-    Examples
-    --------
-    >>> as_na_action("na.exclude")
-    'exclude'
-    """
-    if isinstance(value, str) and value.startswith("na."):
-        value = value[3:]
-    return as_choice(value, "na_action", NA_ACTIONS)
-
-
-def subset_mask(data: pd.DataFrame, subset: Any) -> np.ndarray | None:
-    """The rows ``subset`` selects, as a boolean mask over the rows of ``data``.
-
-    ``subset`` is ``None`` (every row), a boolean array or Series of one value
-    per row (a Series is aligned by the data's index), or a string: a condition
-    on the data's columns, evaluated by :meth:`pandas.DataFrame.eval`
-    (``"Days > 2 and Subject != '308'"``; names that are not plain in
-    backticks).  As in R, a missing value in the condition leaves the row out.
-
-    Raises
-    ------
-    ArgumentError
-        For a mask of another length or index, a non-boolean mask, or a
-        condition that cannot be evaluated.
-
-    Examples
-    --------
-    >>> subset_mask(pd.DataFrame({"x": [1, 2, 3]}), "x > 1").tolist()
-    [False, True, True]
-    """
-    if subset is None:
-        return None
-    if isinstance(subset, str):
-        try:
-            value = data.eval(subset, engine="python")
-        except Exception as exc:  # pandas raises many types on bad expressions
-            raise ArgumentError(f"cannot evaluate subset={subset!r} on the data: {exc}") from exc
-        if np.ndim(value) == 0:
-            raise ArgumentError(f"subset={subset!r} gives one value, not one per row")
-        subset = value
-    if isinstance(subset, pd.Series):
-        if not subset.index.equals(data.index):
-            if subset.index.has_duplicates or not subset.index.isin(data.index).all() \
-                    or data.index.has_duplicates:
-                raise ArgumentError("subset is a Series whose index is not the data's; "
-                                    "pass subset.to_numpy() to select by position")
-            subset = subset.reindex(data.index)
-        subset = subset.astype(object).where(subset.notna(), False).to_numpy()
-    mask = np.asarray(subset)
-    if mask.ndim != 1 or mask.shape[0] != len(data):
-        raise ArgumentError(f"subset must have one value per row of the data ({len(data)}), "
-                            f"got shape {mask.shape}")
-    if mask.dtype != bool:
-        values = [v for v in mask.tolist() if not pd.isna(v)] if mask.dtype == object else mask
-        if mask.dtype != object or not all(isinstance(v, bool) for v in values):
-            raise ArgumentError("subset must be boolean (True for the rows to use), got "
-                                f"values of dtype {mask.dtype}")
-        mask = np.array([v is True for v in mask.tolist()])
-    if not mask.any():
-        raise DataError("subset selects no rows of the data")
-    return mask
-
-
 def build_frame(parsed: ParsedFormula, data: Any, subset: Any = None,
                 na_action: str = "omit") -> ModelFrame:
     """The model frame of a formula on data, with ``subset`` and ``na_action`` as in R.
@@ -355,7 +253,7 @@ def build_frame(parsed: ParsedFormula, data: Any, subset: Any = None,
     data : DataFrame or mapping
         The user's data.
     subset : array_like, Series or str, optional
-        The rows to use (see :func:`subset_mask`).
+        The rows to use (see :func:`lmmlib.engine.rows.subset_mask`).
     na_action : {"omit", "fail", "exclude"}
         Rows with missing values are dropped (``"omit"``, ``"exclude"``) or an
         error (``"fail"``).
@@ -408,7 +306,7 @@ def model_frame(parsed: ParsedFormula, data: Any, subset: Any = None,
     data : DataFrame or mapping
         The user's data.
     subset : array_like, Series or str, optional
-        The rows to use, as R's ``subset`` (see :func:`subset_mask`).
+        The rows to use, as R's ``subset`` (see :func:`lmmlib.engine.rows.subset_mask`).
     na_action : {"omit", "fail", "exclude"}
         What to do with rows with missing values (see :func:`build_frame`).
 

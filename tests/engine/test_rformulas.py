@@ -17,9 +17,10 @@ import pytest
 
 from lmmlib.engine.design import build_design
 from lmmlib.engine.formula import expand_dot, parse_formula
-from lmmlib.engine.frame import as_na_action, build_frame, subset_mask
+from lmmlib.engine.frame import build_frame
 from lmmlib.engine.names import r_names, wrap_ordered
 from lmmlib.engine.rfunctions import center, scale
+from lmmlib.engine.rows import as_na_action, subset_mask
 from lmmlib.errors import ArgumentError, DataError, DataWarning, FormulaError
 
 ROUNDING = 1e-12  # closed forms of the same few numbers: rounding only
