@@ -52,13 +52,14 @@ bench: $(STAMP) data
 	$(VPY) tests/benchmarks/bench_fit.py
 	$(VPY) tests/benchmarks/bench_inference.py
 	$(VPY) tests/benchmarks/bench_scale.py
+	$(VPY) tests/benchmarks/bench_glmm.py
 
-# R packages: apt-get install -y r-base-core r-cran-lme4 r-cran-jsonlite r-cran-lmertest r-cran-rlrsim
+# R packages: apt-get install -y r-base-core r-cran-lme4 r-cran-jsonlite r-cran-lmertest r-cran-rlrsim r-cran-pbkrtest
 REF := tests/reference
 REFIN := data/reference-input
 reference: $(STAMP) data
 	@command -v Rscript >/dev/null || \
-	  { echo "error: Rscript not found; install R and its packages: apt-get install -y r-base-core r-cran-lme4 r-cran-jsonlite r-cran-lmertest r-cran-rlrsim" >&2; exit 1; }
+	  { echo "error: Rscript not found; install R and its packages: apt-get install -y r-base-core r-cran-lme4 r-cran-jsonlite r-cran-lmertest r-cran-rlrsim r-cran-pbkrtest" >&2; exit 1; }
 	$(VPY) -m lmmlib.datasets export $(REFIN)
 	Rscript $(REF)/lme4_goldens.R $(REFIN) $(REF)/fixtures
 	Rscript $(REF)/lme4_confint.R $(REFIN) $(REF)/fixtures/confint
@@ -66,6 +67,8 @@ reference: $(STAMP) data
 	Rscript $(REF)/rlrsim.R $(REFIN) $(REF)/fixtures/rlrsim
 	Rscript $(REF)/anova.R $(REFIN) $(REF)/fixtures/anova
 	Rscript $(REF)/lme4_glmer.R $(REF)/fixtures/glmer
+	Rscript $(REF)/lme4_weights.R $(REF)/fixtures/weights
+	Rscript $(REF)/lme4_glmer_confint.R $(REF)/fixtures/glmer_confint
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check lmmlib tests

@@ -102,6 +102,11 @@ class SparseScalarCoupling:
         self.P = sp.csr_matrix((M.data[self._ia] * M.data[self._ib], rows[order], indptr),
                                shape=(self.positions.size, M.shape[0]))
         self._data = M.data
+        # Mᵀ's pattern, and where each of its nonzeros is among M's (for Mᵀx)
+        where = sp.csr_matrix((np.arange(1, M.nnz + 1, dtype=float), M.indices, M.indptr),
+                              shape=M.shape).T.tocsr()  # (1-based: no explicit zero)
+        self._t_perm = where.data.astype(np.intp) - 1
+        self._t_indices, self._t_indptr = where.indices, where.indptr
         self._rows = np.repeat(np.arange(M.shape[0]), np.diff(M.indptr))  # of each nonzero
         self._slot = slot[order]  # position of every product, in P's order
         self.position_rows, self.position_cols = np.divmod(self.positions, self.n_rest)
@@ -172,14 +177,9 @@ class SparseScalarCoupling:
 
     def tmul(self, s: np.ndarray, c: np.ndarray, theta: np.ndarray, rmul: Rmul) -> np.ndarray:
         """Tᵀc = Λ_Rᵀ Mᵀ (s ⊙ c)."""
-        X = s[:, None] * c
-        if self.M is not None:
-            MtX = np.asarray(self.M.T @ X)
-        else:
-            Xr = X[self._rows]
-            MtX = np.column_stack([np.bincount(self._cols, self._data * Xr[:, j],
-                                               minlength=self.n_rest) for j in range(c.shape[1])])
-        return rmul(MtX.T, theta).T
+        Mt = sp.csr_matrix((self._data[self._t_perm], self._t_indices, self._t_indptr),
+                           shape=(self.n_rest, self.k))
+        return rmul(np.asarray(Mt @ (s[:, None] * c)).T, theta).T
 
     def dense(self, s: np.ndarray, theta: np.ndarray, rmul: Rmul) -> np.ndarray:
         """T as a dense matrix (for the final solve only)."""

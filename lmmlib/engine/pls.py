@@ -286,8 +286,11 @@ class PLS:
         """The same matrix when Z_RᵀWZ_R is diagonal: only MᵀWM's nonzeros are written."""
         coupling = self.coupling
         A = np.zeros((self.n_rest, self.n_rest))
-        rows, cols = coupling.position_rows, coupling.position_cols
-        A.ravel()[coupling.positions] = -coupling.values(state) * scales[rows] * scales[cols]
+        if len(self.rest) == 1:  # one scale λ for all remaining effects
+            A.ravel()[coupling.positions] = coupling.values(state) * -(scales[0] ** 2)
+        else:
+            rows, cols = coupling.position_rows, coupling.position_cols
+            A.ravel()[coupling.positions] = -coupling.values(state) * scales[rows] * scales[cols]
         A[np.diag_indices_from(A)] += self._zrtzr_diag * scales**2 + 1.0
         return A
 

@@ -116,6 +116,10 @@ class Family(ABC):
         """Fitted means within 10·eps of a boundary of their range (glm.fit's test)."""
         return mu < 10.0 * MU_EPS
 
+    def deviance_function(self, y: np.ndarray, wt: np.ndarray):
+        """η ↦ Σ deviance residuals for fixed data (what penalised IRLS evaluates most)."""
+        return lambda eta: float(self.dev_resid(y, eta, wt).sum())
+
     def loglik(self, y: np.ndarray, eta: np.ndarray, wt: np.ndarray) -> float:
         """Full conditional log-likelihood Σ log p(y | μ(η))."""
         return self.saturated_loglik(y, wt) - 0.5 * float(self.dev_resid(y, eta, wt).sum())
@@ -145,6 +149,20 @@ class Poisson(Family):
         """2 wt (y log(y/μ) − (y − μ)); ``inf`` where exp(η) overflows."""
         with np.errstate(over="ignore", invalid="ignore"):
             return 2.0 * wt * (xlogy(y, y) - y * eta - y + np.exp(eta))
+
+    def deviance_function(self, y: np.ndarray, wt: np.ndarray):
+        """η ↦ Σ 2 wt (y log y − y − y η + e^η), y log y − y computed once.
+
+        Summed term by term as :meth:`dev_resid` (each term ≥ 0), so that the
+        small changes the penalised IRLS compares are not lost to cancellation.
+        """
+        const = xlogy(y, y) - y
+
+        def devsum(eta: np.ndarray) -> float:
+            with np.errstate(over="ignore", invalid="ignore"):
+                return float(2.0 * np.sum(wt * (const - y * eta + np.exp(eta))))
+
+        return devsum
 
     def saturated_loglik(self, y: np.ndarray, wt: np.ndarray) -> float:
         """Σ wt (y log y − y − log y!)."""

@@ -123,6 +123,7 @@ class GlmmProblem:
         self._colsR = self.pls.pattern.colsR if self.rest else None  # (n, Σ q_b)
         self.nu = self.k0 * self.q0 + self.n_rest
         self.saturated = family.saturated_loglik(self.y, self.wt)
+        self._deviance = family.deviance_function(self.y, self.wt)
         self.u_last = np.zeros(self.nu)
 
     def check_nagq(self, nagq: object) -> int:
@@ -172,7 +173,7 @@ class GlmmProblem:
 
     # -- penalised IRLS --------------------------------------------------------
     def _devsum(self, eta: np.ndarray) -> float:
-        return float(self.family.dev_resid(self.y, eta, self.wt).sum())
+        return self._deviance(eta)
 
     def working(self, eta: np.ndarray) -> PLS:
         """The engine's weighted PLS problem of a penalised IRLS step at η.
