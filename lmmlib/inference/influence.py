@@ -36,7 +36,9 @@ DENSE_MAX = 3000
 CHUNK = 4096
 
 
-def _hat_diagonal(U: sp.csr_matrix, X: np.ndarray) -> np.ndarray:
+def _leverage(U: sp.csr_matrix, X: np.ndarray,
+              y: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """diag(H) and, given y, the PLS fitted values H y = A M⁻¹A'y (no n × n matrix)."""
     q = U.shape[1]
     A = sp.hstack([U, sp.csr_matrix(X)]).tocsr()
     M = (A.T @ A).tocsc() + sp.diags(np.r_[np.ones(q), np.zeros(X.shape[1])])
@@ -46,15 +48,19 @@ def _hat_diagonal(U: sp.csr_matrix, X: np.ndarray) -> np.ndarray:
         def solve(B: np.ndarray) -> np.ndarray:
             return scipy.linalg.cho_solve(cf, B, check_finite=False)
     else:
-        lu = scipy.sparse.linalg.splu(M.tocsc())
-        solve = lu.solve
+        solve = scipy.sparse.linalg.splu(M.tocsc()).solve
     n = A.shape[0]
     out = np.empty(n)
     for start in range(0, n, CHUNK):
-        rows = A[start:start + CHUNK]
-        dense = rows.toarray()
+        dense = A[start:start + CHUNK].toarray()
         out[start:start + CHUNK] = np.einsum("ij,ji->i", dense, solve(dense.T))
-    return out
+    fitted = None if y is None else A @ solve(np.asarray(A.T @ y).ravel())
+    return out, fitted
+
+
+def _hat_diagonal(U: sp.csr_matrix, X: np.ndarray) -> np.ndarray:
+    """diag(H) for U = ZΛ and X."""
+    return _leverage(U, X)[0]
 
 
 def hatvalues(model: Any) -> pd.Series:
@@ -68,8 +74,10 @@ def hatvalues(model: Any) -> pd.Series:
     Returns
     -------
     Series
-        One leverage per observation (index of the model frame); they sum to
-        the effective number of parameters, between p and p + q.
+        One leverage per observation (index of the model frame; with
+        ``na_action="exclude"`` the data's rows, NaN where a row was left out,
+        as lme4's ``napredict``); they sum to the effective number of
+        parameters, between p and p + q.
 
     Examples
     --------
@@ -80,14 +88,14 @@ def hatvalues(model: Any) -> pd.Series:
     """
     as_instance(model, "model", LinearMixedFit, "a mixed model fitted by lmmlib.lmer")
     _, U = lambda_z(model.design, model.theta)
-    h = _hat_diagonal(U, model.design.X)
-    return pd.Series(h, index=model.design.frame.index, name="hat")
+    return model.design.pad(_hat_diagonal(U, model.design.X), "hat")
 
 
 def cooks_distance(model: Any) -> pd.Series:
     """Cook's distances of a mixed model's observations (lme4's ``cooks.distance.merMod``).
 
-    D_i = (r_i/(1 − h_i))² h_i/(σ̂² p) with the leverages of :func:`hatvalues`.
+    D_i = (r_i/(1 − h_i))² h_i/(σ̂² p) with the leverages of :func:`hatvalues`
+    and the residuals of the PLS fit.
 
     Parameters
     ----------
@@ -105,10 +113,12 @@ def cooks_distance(model: Any) -> pd.Series:
     True
     """
     as_instance(model, "model", LinearMixedFit, "a mixed model fitted by lmmlib.lmer")
-    h = hatvalues(model).to_numpy()
-    r = model.residuals.to_numpy()
-    p = np.linalg.matrix_rank(model.design.X)
+    design = model.design
+    _, U = lambda_z(design, model.theta)
+    h, fitted = _leverage(U, design.X, design.y)
+    r = design.y - fitted
+    p = np.linalg.matrix_rank(design.X)
     with np.errstate(divide="ignore", invalid="ignore"):
         d = (r / (1 - h)) ** 2 * h / (model.sigma**2 * p)
     d[np.isinf(d)] = np.nan
-    return pd.Series(d, index=model.design.frame.index, name="cooks")
+    return design.pad(d, "cooks")

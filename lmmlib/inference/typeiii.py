@@ -20,6 +20,7 @@ As in lmerTest, ``Mean Sq`` = F σ̂² (the unscaled F for Kenward–Roger) and
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 import numpy as np
@@ -57,6 +58,11 @@ class FTable(pd.DataFrame):
         return "\n".join([*getattr(self, "heading", []), body])
 
     __repr__ = __str__
+
+    def _repr_html_(self) -> str:
+        head = "<br>".join(html.escape(h) for h in getattr(self, "heading", []))
+        table = pd.DataFrame(self).to_html(na_rep="", float_format=lambda v: f"{v:.6g}")
+        return f"<p>{head}</p>{table}"
 
 
 def _fstat_ddf(nu: np.ndarray, tol: float = 1e-8) -> float:

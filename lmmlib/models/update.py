@@ -147,9 +147,9 @@ def update(model: Any, formula: str | None = None, data: Any = None, reml: bool 
     Examples
     --------
     >>> m = lmmlib.lmer("weight ~ weeks + (1|id)", lmmlib.datasets.load("pig"))
-    >>> m2 = update(m, ". ~ . - weeks")
+    >>> m2 = update(m, ". ~ . + I(weeks^2)")
     >>> m2.formula
-    'weight ~ (1|id)'
+    'weight ~ weeks + (1|id) + I(weeks^2)'
     >>> update(m, reml=False).reml
     False
     """

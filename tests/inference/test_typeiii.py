@@ -28,6 +28,7 @@ from conftest import OPT_GAP, CurvatureBound, fixture_data, profiled_at, referen
 
 import lmmlib
 from lmmlib.errors import ArgumentError
+from lmmlib.inference import influence
 from lmmlib.inference.contrasts import containing_terms, fixed_terms, type3_contrasts
 from lmmlib.inference.influence import _hat_diagonal, cooks_distance, hatvalues
 from lmmlib.inference.kenward_roger import kr_parts, kr_test, lambda_z
@@ -71,7 +72,8 @@ def assert_ftable(ours: pd.DataFrame, ref: pd.DataFrame, rtol: float) -> None:
                                rtol=rtol, atol=rtol)
 
 
-NAMES = ["anova_soybean", "anova_nepal", "anova_nepal_int", "anova_nepal_ff"]
+NAMES = ["anova_soybean", "anova_nepal", "anova_nepal_int", "anova_nepal_ff",
+         "anova_sleep_slope", "anova_sleep_indep"]
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -98,6 +100,14 @@ def test_anova_single_model(name, key, ddf):
     tab = lmmlib.anova(m, ddf=ddf)
     assert tab.heading[0].startswith("Type III Analysis of Variance Table")
     assert_ftable(tab, r_table(fx[key]), OWN_RTOL)
+
+
+def test_table_prints_its_heading():
+    m, _ = parity_fit("anova_nepal")
+    tab = lmmlib.anova(m)
+    assert str(tab).startswith("Type III Analysis of Variance Table with Satterthwaite's")
+    assert "Kenward-Roger&#x27;s method" in m.anova(ddf="KR")._repr_html_()
+    assert str(m.drop1()).startswith("Single term deletions using Satterthwaite's method:")
 
 
 def test_kr_and_satterthwaite_differ():
@@ -263,3 +273,47 @@ def _cooks_at(m, theta):
 def test_influence_refuses_other_fits(pig):
     with pytest.raises(ArgumentError, match="model"):
         hatvalues(lmmlib.lm("weight ~ weeks", pig))
+
+
+def test_sparse_factor_and_chunks_agree_with_dense(monkeypatch):
+    # the sparse LU path (large q) and row chunks give the dense Cholesky's leverages
+    # (the same linear system solved two ways: rounding, 1e-10)
+    m, _ = influence_fit("influence_sleepstudy")
+    dense = m.hatvalues().to_numpy()
+    monkeypatch.setattr(influence, "DENSE_MAX", 0)
+    monkeypatch.setattr(influence, "CHUNK", 7)
+    np.testing.assert_allclose(m.hatvalues().to_numpy(), dense, rtol=1e-10)
+
+
+def test_pls_fitted_values_are_the_models():
+    # H y is the PLS fit: the model's fitted values (same θ̂, rounding only)
+    m, _ = influence_fit("influence_sleepstudy")
+    _, fitted = influence._leverage(lambda_z(m.design, m.theta)[1], m.design.X, m.design.y)
+    np.testing.assert_allclose(fitted, m.fitted.to_numpy(), rtol=1e-10)
+
+
+def test_influence_padded_with_na_exclude():
+    # lme4's napredict: rows left out for a missing value get NA; the others are those
+    # of the fit without the row (the same fit: rounding only)
+    fx = fixture("influence_sleepstudy_ml")
+    d = fixture_data(fx)
+    d.loc[d.index[5], "Reaction"] = np.nan
+    with pytest.warns(lmmlib.DataWarning, match="missing"):
+        m = lmmlib.lmer(fx["formula"], d, reml=False, na_action="exclude")
+    h, c = m.hatvalues(), m.cooks_distance()
+    assert len(h) == len(d) and np.isnan(h.iloc[5]) and np.isnan(c.iloc[5])
+    omit = lmmlib.lmer(fx["formula"], d.dropna(), reml=False)
+    np.testing.assert_allclose(h.dropna(), omit.hatvalues(), rtol=1e-10)
+    np.testing.assert_allclose(c.dropna(), omit.cooks_distance(), rtol=1e-8)
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda m: lmmlib.anova(m, ddf="lme4"), "ddf must be one of"),
+    (lambda m: lmmlib.drop1(m, test="LRT"), "test must be one of"),
+    (lambda m: lmmlib.drop1("m"), "model"),
+    (lambda m: anova_type3(m, ddf=3), "ddf must be one of"),
+])
+def test_bad_arguments(call, match):
+    m, _ = influence_fit("influence_sleepstudy")
+    with pytest.raises(ArgumentError, match=match):
+        call(m)

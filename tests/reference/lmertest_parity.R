@@ -56,7 +56,10 @@ anova_models <- list(
   # interactions: age is contained in age:bf (same numeric variable), bf is not
   list("anova_nepal_int", "arm ~ age * bf + sex + (1|id)", "nepal"),
   # factor by factor: bf and fsex are both contained in bf:fsex
-  list("anova_nepal_ff", "arm ~ bf * fsex + age + (1|id)", "nepal")
+  list("anova_nepal_ff", "arm ~ bf * fsex + age + (1|id)", "nepal"),
+  # correlated and uncorrelated random slopes: KR's covariance parameters per term
+  list("anova_sleep_slope", "Reaction ~ Days + I(Days^2) + (Days|Subject)", "sleepstudy"),
+  list("anova_sleep_indep", "Reaction ~ Days + I(Days^2) + (Days||Subject)", "sleepstudy")
 )
 
 for (spec in anova_models) {
