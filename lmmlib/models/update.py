@@ -12,7 +12,9 @@ dropped, needs ``data=``.
 
 from __future__ import annotations
 
+import inspect
 import re
+import warnings
 from itertools import combinations
 from typing import Any
 
@@ -131,7 +133,8 @@ def update(model: Any, formula: str | None = None, data: Any = None, reml: bool 
     reml : bool, optional
         A new REML flag (``lmer`` fits only).
     **kwargs
-        Further arguments of ``lmer`` (``start``, ``control``).
+        Further arguments of ``lmer`` or ``lm`` (``start``, ``control``,
+        ``subset``, ``na_action``).
 
     Returns
     -------
@@ -141,8 +144,9 @@ def update(model: Any, formula: str | None = None, data: Any = None, reml: bool 
     ------
     ArgumentError
         When the model is not a fit of lmmlib, ``reml`` is given for a model
-        without it, a column is missing from the model frame (pass ``data=``),
-        or the model is a ``glmer`` fit.
+        without it, an argument is unknown to the fitting function, a column
+        is missing from the model frame (pass ``data=``), the old formula uses
+        ``.``, or the model is a ``glmer`` fit.
 
     Examples
     --------
@@ -159,24 +163,38 @@ def update(model: Any, formula: str | None = None, data: Any = None, reml: bool 
     if not isinstance(model, (LinearMixedFit, LinearFit, GeneralizedMixedFit)):
         raise ArgumentError(f"update: model must be a fit of lmmlib.lm, lmmlib.lmer or "
                             f"lmmlib.glmer, got {type(model).__name__}")
+    if isinstance(model, GeneralizedMixedFit):
+        raise ArgumentError("update: glmer fits cannot be updated yet; call lmmlib.glmer "
+                            "with the new formula")
+    if formula is not None and not isinstance(formula, str):
+        raise ArgumentError(f"update: formula must be a string, got {type(formula).__name__}")
+    if formula is not None and any(p == "." for _, p in _split_top(_sides(model.formula)[1],
+                                                                    "+-")):
+        raise ArgumentError(f"update: the model's formula {model.formula!r} uses '.'; "
+                            "write its terms out to update it")
     new = model.formula if formula is None else update_formula(model.formula, formula)
     frame = model.design.frame if data is None else data
     if isinstance(model, LinearMixedFit):
         reml = model.reml if reml is None else as_bool(reml, "reml")
-
-        def refit() -> Any:
-            return lmer(new, frame, reml=reml, **kwargs)
+        fit, fixed = lmer, {"reml": reml}
     elif reml is not None:
         raise ArgumentError(f"update: reml does not apply to a {model.kind} fit")
-    elif isinstance(model, LinearFit):
-        if kwargs:
-            raise ArgumentError(f"update: lm takes no {', '.join(kwargs)}")
-
-        def refit() -> Any:
-            return lm(new, frame)
     else:
-        raise ArgumentError("update: glmer fits cannot be updated yet; call lmmlib.glmer "
-                            "with the new formula")
+        fit, fixed = lm, {}
+    allowed = set(inspect.signature(fit).parameters) - {"formula", "data", "reml"}
+    unknown = sorted(set(kwargs) - allowed)
+    if unknown:
+        raise ArgumentError(f"update: {fit.__name__} takes no argument(s) "
+                            f"{', '.join(map(repr, unknown))}")
+
+    def refit() -> Any:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            out = fit(new, frame, **fixed, **kwargs)
+        for w in caught:  # shown at the caller of update, not here
+            warnings.warn(w.message, w.category, stacklevel=3)
+        return out
+
     try:
         return refit()
     except FormulaError as exc:

@@ -17,7 +17,7 @@ from functools import partial
 
 import numpy as np
 import pytest
-from conftest import SAME_OPTIMUM_SE, fixture_data, reference, same_optimum
+from conftest import SAME_OPTIMUM_SE, fixture_data, reference, same_optimum, three_fits
 
 import lmmlib
 from lmmlib.errors import ArgumentError, DataError, FormulaError
@@ -82,6 +82,29 @@ def test_update_needs_data_for_new_columns(fm1, sleep):
         lmmlib.update(lmmlib.lm("Reaction ~ Days", sleep), reml=True)
     with pytest.raises(ArgumentError, match="model must be"):
         lmmlib.update("Reaction ~ Days")
+
+
+def test_update_arguments(fm1, sleep):
+    with pytest.raises(ArgumentError, match="lmer takes no argument.*'weights'"):
+        lmmlib.update(fm1, weights=np.ones(180))
+    with pytest.raises(ArgumentError, match="formula must be a string"):
+        lmmlib.update(fm1, 3)
+    with pytest.raises(ArgumentError, match="glmer fits cannot be updated"):
+        lmmlib.update(three_fits()["glmer"], ". ~ . - x")
+    dotted = lmmlib.lm("Reaction ~ .", sleep[["Reaction", "Days"]])
+    with pytest.raises(ArgumentError, match="uses '.'"):
+        lmmlib.update(dotted, ". ~ . + I(Days^2)")
+    # lm's own arguments pass through: the subset's 162 rows, as lme4's new_data
+    sub = lmmlib.update(lmmlib.lm("Reaction ~ Days", sleep), subset=sleep["Days"] > 0)
+    assert sub.nobs == 162
+
+
+def test_update_warnings_point_at_the_caller(pig):
+    # without weeks the pig model is a boundary fit; the warning names this file
+    m = lmmlib.lmer("weight ~ weeks + (1|id)", pig)
+    with pytest.warns(lmmlib.SingularFitWarning) as caught:
+        lmmlib.update(m, ". ~ . - weeks")
+    assert caught[0].filename == __file__
 
 
 # -- lmList -----------------------------------------------------------------------
