@@ -151,16 +151,17 @@ class Poisson(Family):
             return 2.0 * wt * (xlogy(y, y) - y * eta - y + np.exp(eta))
 
     def deviance_function(self, y: np.ndarray, wt: np.ndarray):
-        """η ↦ Σ 2 wt (y log y − y − y η + e^η), y log y − y computed once.
+        """η ↦ Σ 2 wt (y log y − y η − y + e^η), y log y computed once.
 
-        Summed term by term as :meth:`dev_resid` (each term ≥ 0), so that the
-        small changes the penalised IRLS compares are not lost to cancellation.
+        The same operations in the same order as :meth:`dev_resid` (the same
+        rounding), so that the small changes the penalised IRLS compares are
+        not lost to cancellation.
         """
-        const = xlogy(y, y) - y
+        ylogy = xlogy(y, y)
 
         def devsum(eta: np.ndarray) -> float:
             with np.errstate(over="ignore", invalid="ignore"):
-                return float(2.0 * np.sum(wt * (const - y * eta + np.exp(eta))))
+                return float((2.0 * wt * (ylogy - y * eta - y + np.exp(eta))).sum())
 
         return devsum
 
