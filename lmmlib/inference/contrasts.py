@@ -19,10 +19,11 @@ from __future__ import annotations
 import re
 
 import numpy as np
-from formulaic import Formula
+from formulaic import Formula, ModelSpec
 
 from ..engine.design import Design
 from ..engine.names import alias_of, restore_names
+from ..engine.rfunctions import CONTEXT
 from ..errors import ArgumentError, DataError
 
 __all__ = ["containing_terms", "droppable_terms", "fixed_terms", "marginal_contrasts",
@@ -102,15 +103,20 @@ def _zapsmall(x: np.ndarray, digits: int = 7) -> np.ndarray:
 
 
 def _complete_design(design: Design) -> np.ndarray:
-    """rdX: intercept and every term with indicators of all levels (no contrasts)."""
+    """rdX: intercept and every term with indicators of all levels (no contrasts).
+
+    Stateful transforms (``scale(x)``, ``poly(x, 2)``) keep the parameters they
+    learned for the fit.
+    """
     spec = design.fixed_spec
     position = {c: i for i, c in enumerate(spec.columns)}
     safe = design.frame[list(spec.used)].set_axis([alias_of(position[c]) for c in spec.used],
                                                   axis=1)
     parts = [np.ones((len(safe), 1))] if "1" in {str(t) for t in spec.spec.term_indices} else []
     for term in _terms(design):
-        mm = Formula(f"0 + {term}").get_model_matrix(safe, ensure_full_rank=False)
-        parts.append(np.asarray(mm, dtype=float))
+        one = ModelSpec(formula=Formula(f"0 + {term}"), ensure_full_rank=False,
+                        transform_state=spec.spec.transform_state)
+        parts.append(np.asarray(one.get_model_matrix(safe, context=CONTEXT), dtype=float))
     return np.hstack(parts)
 
 

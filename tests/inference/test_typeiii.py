@@ -161,6 +161,23 @@ def test_type3_of_contained_terms_is_not_the_selection():
     assert L.shape[0] == 1 and np.abs(L[0, cols]).max() > 0.1
 
 
+def test_interaction_test_is_invariant_to_centring(nepal):
+    # "equal age slopes in every bf group" does not depend on the origin or scale of
+    # age: the age:bf row with scale(age) (learned on all rows) equals that with age
+    # (the same hypothesis in another basis of X; two fits of one model, each within
+    # the optimiser's spread: OWN_RTOL)
+    m, _ = parity_fit("anova_nepal_int")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", lmmlib.LmmlibWarning)
+        scaled = lmmlib.lmer("arm ~ scale(age) * bf + sex + (1|id)", parity_data(
+            fixture("anova_nepal_int")))
+    a, b = anova_type3(m), anova_type3(scaled)
+    assert list(b.index) == ["scale(age)", "bf", "sex", "scale(age):bf"]
+    for col in ("F value", "DenDF"):
+        assert b.loc["scale(age):bf", col] == pytest.approx(a.loc["age:bf", col],
+                                                            rel=OWN_RTOL)
+
+
 def test_non_treatment_contrasts_with_containment_are_refused(nepal):
     d = nepal[nepal["bf"].notna()]
     d = d.assign(bf=pd.Categorical(d["bf"].astype(int), ordered=True))
