@@ -29,10 +29,11 @@ from .errors import (
     LmmlibWarning,
     SingularFitWarning,
 )
-from .glmm.family import FamilyError, SeparationWarning
+from .glmm.family import FamilyError
 from .glmm.fit import glmer
 from .glmm.laplace import FactorError
 from .glmm.model import GeneralizedLinearMixedModel
+from .glmm.separation import SeparationWarning
 from .inference.anova import aic_table, anova, chisq_mixture_pvalue, drop_level_screen
 from .inference.batch import batch_refit
 from .inference.bootstrap import BootstrapLRT, BootstrapResult, bootstrap, bootstrap_lrt

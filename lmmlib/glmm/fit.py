@@ -16,7 +16,7 @@ The same H gives a final Newton step from BOBYQA's optimum, which pins it down
 to ~1e-8 in the deviance at the cost of 2m more evaluations (m = dim θ + dim β).
 
 Separation.  Before fitting, a linear programme
-(:func:`lmmlib.glmm.family.find_separation`) checks whether a direction d of
+(:func:`lmmlib.glmm.separation.find_separation`) checks whether a direction d of
 the fixed effects fits some responses exactly (complete or quasi-complete
 separation: a factor level whose responses are all 0, a covariate that splits
 the 0s from the 1s).  The maximum-likelihood estimate is then infinite along
@@ -49,16 +49,10 @@ from ..engine.frame import as_frame
 from ..engine.optimize import OptSummary, minimize_theta
 from ..engine.threads import blas_threads
 from ..errors import ArgumentError, ConvergenceWarning, DataError, SingularFitWarning
-from .family import (
-    SEPARATED_ETA,
-    Family,
-    Separation,
-    SeparationWarning,
-    find_separation,
-    get_family,
-)
+from .family import Family, get_family
 from .laplace import GlmmProblem, Mode
 from .model import GeneralizedLinearMixedModel
+from .separation import SEPARATED_ETA, Separation, SeparationWarning, find_separation
 
 __all__ = ["GlmmFit", "SeparationWarning", "glmer"]
 

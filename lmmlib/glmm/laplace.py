@@ -50,7 +50,8 @@ from ..checks import as_count
 from ..engine.design import Design
 from ..engine.pls import PLS, PLSSolution
 from ..errors import DataError
-from .family import MAX_DETA, MAX_HALVINGS, Family, glm_irls
+from .family import MAX_DETA, MAX_HALVINGS, Family
+from .glm import glm_irls
 
 __all__ = ["FactorError", "GlmmProblem", "Mode"]
 
@@ -410,7 +411,7 @@ class GlmmProblem:
         return (val, mode) if np.isfinite(val) else (np.inf, None)
 
     def glm_start(self, maxit: int = GLM_MAXIT) -> np.ndarray:
-        """β of the GLM without random effects (:func:`~lmmlib.glmm.family.glm_irls`).
+        """β of the GLM without random effects (:func:`~lmmlib.glmm.glm.glm_irls`).
 
         Raises
         ------

@@ -33,17 +33,15 @@ from scipy.special import expit
 
 import lmmlib
 from lmmlib.errors import ArgumentError, ConvergenceWarning, DataError
-from lmmlib.glmm.family import (
-    MU_EPS,
+from lmmlib.glmm.family import MU_EPS, Binomial, Poisson
+from lmmlib.glmm.fit import glmer
+from lmmlib.glmm.laplace import FactorError
+from lmmlib.glmm.separation import (
     SEPARATED_ETA,
-    Binomial,
-    Poisson,
     SeparationWarning,
     _certified_unseparated,
     find_separation,
 )
-from lmmlib.glmm.fit import glmer
-from lmmlib.glmm.laplace import FactorError
 
 PARAM_SE = 2.0 * np.sqrt(OPT_GAP)  # parameter tolerance in units of its SE
 
