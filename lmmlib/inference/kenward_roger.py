@@ -28,17 +28,21 @@ effects is slow.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import pandas as pd
 import scipy.linalg
 import scipy.sparse as sp
 from scipy import stats
 
+from ..checks import as_instance
 from ..engine.design import Design
 from ..engine.pls import z_matrix
 from ..errors import ArgumentError
+from ..kinds import LinearMixedFit
 
-__all__ = ["KRParts", "kr_parts", "kr_test", "lambda_z"]
+__all__ = ["KRParts", "kr_coef_table", "kr_parts", "kr_test", "lambda_z"]
 
 #: Below this smallest |eigenvalue| of I_E, pbkrtest inverts by a pseudo-inverse.
 _CONDITION_TOL = 1e-10
@@ -211,3 +215,47 @@ def kr_test(parts: KRParts, L: np.ndarray, beta: np.ndarray) -> dict[str, float]
     f = scaling * f_unscaled
     return {"F_unscaled": f_unscaled, "F": f, "scaling": scaling, "ndf": q, "ddf": ddf,
             "p": float(stats.f.sf(f, q, ddf))}
+
+
+def kr_coef_table(model: Any) -> pd.DataFrame:
+    """Fixed-effects t-tests with Kenward–Roger's df (lmerTest's KR ``summary``).
+
+    As lmerTest's ``coef(summary(m, ddf = "Kenward-Roger"))``.
+
+    The standard errors are those of the adjusted covariance Φ_A; t = β̂/SE on
+    the KR df of each coefficient (pbkrtest's ``Lb_ddf``).
+
+    Parameters
+    ----------
+    model : LinearMixedModel
+        A REML fit of :func:`lmmlib.lmer`.
+
+    Returns
+    -------
+    DataFrame
+        Columns ``Estimate``, ``Std. Error``, ``df``, ``t value``, ``Pr(>|t|)``.
+
+    Raises
+    ------
+    ArgumentError
+        For a model that is not an ``lmer`` fit or an ML fit.
+
+    Examples
+    --------
+    >>> m = lmmlib.lmer("weight ~ weeks + (1|id)", lmmlib.datasets.load("pig"))
+    >>> kr_coef_table(m)["df"].round(1).tolist()  # lmerTest: 58.55889, 383
+    [58.6, 383.0]
+    """
+    as_instance(model, "model", LinearMixedFit, "a mixed model fitted by lmmlib.lmer")
+    if not model.reml:
+        raise ArgumentError("Kenward-Roger's method is only available for REML fits "
+                            "(refit with reml=True)")
+    est = model.fixef.to_numpy()
+    parts = kr_parts(model.design, model.theta, model.sigma)
+    se = np.sqrt(np.diag(parts.vcov_adjusted))
+    eye = np.eye(est.size)
+    df = np.array([kr_test(parts, eye[[j]], est)["ddf"] for j in range(est.size)])
+    tval = est / se
+    return pd.DataFrame({"Estimate": est, "Std. Error": se, "df": df, "t value": tval,
+                         "Pr(>|t|)": 2.0 * stats.t.sf(np.abs(tval), df)},
+                        index=model.fixef.index)

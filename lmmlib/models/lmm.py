@@ -367,10 +367,14 @@ class LinearMixedModel(LinearMixedFit, RandomEffectsMixin, InformationCriteria, 
     def coef_table(self, ddf: str = "satterthwaite") -> pd.DataFrame:
         """Fixed-effects table with t-tests (lmerTest's columns).
 
-        See :func:`lmmlib.inference.satterthwaite.coef_table`.
+        See :func:`lmmlib.inference.satterthwaite.coef_table`; ``ddf="Kenward-Roger"``
+        (or ``"kr"``) gives :func:`lmmlib.inference.kenward_roger.kr_coef_table`.
         """
+        from ..inference.kenward_roger import kr_coef_table
         from ..inference.satterthwaite import coef_table
 
+        if isinstance(ddf, str) and ddf.lower() in ("kenward-roger", "kr"):
+            return kr_coef_table(self)
         return coef_table(self, ddf=ddf)
 
     def anova(self, ddf: str = "Satterthwaite") -> pd.DataFrame:

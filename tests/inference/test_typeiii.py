@@ -110,6 +110,18 @@ def test_table_prints_its_heading():
     assert str(m.drop1()).startswith("Single term deletions using Satterthwaite's method:")
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_kr_coefficient_table(name):
+    # lmerTest's summary(m, ddf = "Kenward-Roger"): SEs of Φ_A and the KR df, at
+    # lmmlib's θ̂ (OWN_RTOL; estimates and t as in test_satterthwaite.py's bounds)
+    m, fx = parity_fit(name)
+    tab = m.coef_table(ddf="Kenward-Roger")
+    ref = fx["coef_kr"]["values"]
+    np.testing.assert_allclose(tab["Std. Error"], ref["Std. Error"], rtol=OWN_RTOL)
+    np.testing.assert_allclose(tab["df"], ref["df"], rtol=OWN_RTOL)
+    np.testing.assert_allclose(tab["t value"], ref["t value"], rtol=OWN_RTOL, atol=1e-6)
+
+
 def test_kr_and_satterthwaite_differ():
     # the two methods give different df (lmerTest: 352.95 vs 368.03 for soybean's ID),
     # so the KR test above cannot pass by returning the Satterthwaite table
@@ -134,6 +146,8 @@ def test_kr_needs_reml(pig):
     m = lmmlib.lmer("weight ~ weeks + (1|id)", pig, reml=False)
     with pytest.raises(ArgumentError, match="only available for REML"):
         anova_type3(m, ddf="Kenward-Roger")
+    with pytest.raises(ArgumentError, match="only available for REML"):
+        m.coef_table(ddf="kr")
     with pytest.raises(ArgumentError, match="ddf"):
         anova_type3(m, ddf="lme4")
 

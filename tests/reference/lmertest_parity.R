@@ -80,6 +80,10 @@ for (spec in anova_models) {
   out$satterthwaite <- table_fields(anova(m, type = "III"))
   out$kenward_roger <- table_fields(anova(m, type = "III", ddf = "Kenward-Roger"))
   out$drop1_f <- table_fields(drop1(m))
+  kr_coef <- coef(summary(m, ddf = "Kenward-Roger"))
+  out$coef_kr <- list(names = I(rownames(kr_coef)),
+                      values = lapply(setNames(as.list(colnames(kr_coef)), colnames(kr_coef)),
+                                      function(c) I(unname(kr_coef[, c]))))
   # lme4's drop1 (LRT of ML refits): the merMod method, not lmerTest's
   m4 <- lme4::lmer(form, data = data, REML = TRUE, control = LMER_TIGHT)
   d1 <- drop1(m4, test = "Chisq")
