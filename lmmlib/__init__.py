@@ -1,7 +1,9 @@
 """lmmlib: linear mixed models, textbook-transparent and fast.
 
-Fitting: :func:`lmer` (lme4-style mixed models), :func:`glmer` (Poisson and
-binomial GLMMs), :func:`lm` (ordinary least squares).  Inference:
+Fitting: :func:`lmer` (lme4-style mixed models), :func:`glmer` (Poisson,
+binomial and Gamma GLMMs; families :func:`binomial`, :func:`poisson`,
+:func:`gamma`, :func:`negative_binomial`), :func:`glmer_nb` (negative binomial
+with θ estimated), :func:`lm` (ordinary least squares).  Inference:
 :func:`anova`, :func:`exact_rlrt`, :func:`bootstrap_lrt`, :func:`bootstrap`,
 :func:`prediction_interval`, :func:`batch_refit`, Satterthwaite t-tests
 (``coef_table``), profile likelihood and ``confint``, :func:`varpar_se`,
@@ -29,10 +31,11 @@ from .errors import (
     LmmlibWarning,
     SingularFitWarning,
 )
-from .glmm.family import FamilyError
+from .glmm.family import FamilyError, binomial, gamma, negative_binomial, poisson
 from .glmm.fit import glmer
 from .glmm.laplace import FactorError
 from .glmm.model import GeneralizedLinearMixedModel
+from .glmm.negbin import glmer_nb
 from .glmm.separation import SeparationWarning
 from .inference.anova import aic_table, anova, chisq_mixture_pvalue, drop_level_screen
 from .inference.batch import batch_refit
@@ -91,6 +94,7 @@ __all__ = [
     "anova_type3",
     "aov_table",
     "batch_refit",
+    "binomial",
     "bootstrap",
     "bootstrap_lrt",
     "blup",
@@ -116,4 +120,8 @@ __all__ = [
     "stratified_fit",
     "update",
     "varpar_se",
+    "gamma",
+    "glmer_nb",
+    "negative_binomial",
+    "poisson",
 ]

@@ -33,11 +33,14 @@ import warnings
 from abc import ABC, abstractmethod
 
 import numpy as np
+import scipy.stats
 from scipy.special import expit, gammaln, logit, xlogy
 
 from ..errors import DataError, DataWarning, LmmlibError
+from .links import LINKS
 
-__all__ = ["Binomial", "Family", "FamilyError", "Poisson", "get_family"]
+__all__ = ["Binomial", "Family", "FamilyError", "Gamma", "NegativeBinomial", "Poisson",
+           "binomial", "gamma", "get_family", "negative_binomial", "poisson"]
 
 MU_EPS = np.finfo(float).eps  # R's clamp of binomial()$linkinv and poisson()$linkinv
 ETA_MAX = 300.0  # log link: exp(η) beyond this would make wt·μ·z² overflow in the factor
@@ -50,10 +53,12 @@ class FamilyError(LmmlibError, ValueError):
 
 
 class Family(ABC):
-    """A response distribution with its canonical link."""
+    """A response distribution with its link (canonical unless ``canonical`` is False)."""
 
     name: str = ""
     link: str = ""
+    canonical: bool = True
+    has_dispersion: bool = False  # a scale in the likelihood (Gamma), estimated from the deviance
 
     @abstractmethod
     def linkfun(self, mu: np.ndarray) -> np.ndarray:
@@ -94,6 +99,29 @@ class Family(ABC):
     def numerically_boundary(self, mu: np.ndarray) -> np.ndarray:
         """Fitted means within 10·eps of a boundary of their range (glm.fit's test)."""
         return mu < 10.0 * MU_EPS
+
+    def mu_eta(self, eta: np.ndarray) -> np.ndarray:
+        """dμ/dη (= V(μ) for the canonical link)."""
+        return self.variance(self.linkinv(eta))
+
+    def irls(self, y: np.ndarray, eta: np.ndarray, wt: np.ndarray):
+        """μ, the IRLS working weights and the weighted score at η (Fisher scoring).
+
+        Working weights w = wt (dμ/dη)² / V(μ) and score wt (y − μ)(dμ/dη) / V(μ),
+        so that the working response is z = η + score / w; for the canonical
+        link these are wt V(μ) and wt (y − μ) (and Fisher scoring is Newton's
+        method), as R's glm.fit and lme4's PIRLS compute them.
+        """
+        mu = self.linkinv(eta)
+        if self.canonical:
+            return mu, wt * self.variance(mu), wt * (y - mu)
+        d, v = self.mu_eta(eta), self.variance(mu)
+        return mu, wt * d * d / v, wt * (y - mu) * d / v
+
+    def m2loglik(self, devsum: float, saturated: float, y: np.ndarray, eta: np.ndarray,
+                 wt: np.ndarray) -> float:
+        """−2 log p(y | η) from the deviance sum (R's ``family()$aic`` without 2·rank)."""
+        return devsum - 2.0 * saturated
 
     def deviance_function(self, y: np.ndarray, wt: np.ndarray):
         """η ↦ Σ deviance residuals for fixed data (what penalised IRLS evaluates most)."""
@@ -171,17 +199,36 @@ class Poisson(Family):
 
 
 class Binomial(Family):
-    """Proportions of successes out of ``wt`` trials, logit link."""
+    """Proportions of successes out of ``wt`` trials; logit (default), probit or cloglog link.
 
-    name, link = "binomial", "logit"
+    Parameters
+    ----------
+    link : {"logit", "probit", "cloglog"}
+        The link, as R's ``binomial(link = ...)``.
+    """
+
+    name = "binomial"
+
+    def __init__(self, link: str = "logit") -> None:
+        if link not in ("logit", "probit", "cloglog"):
+            raise FamilyError(f"binomial link must be 'logit', 'probit' or 'cloglog', got {link!r}")
+        self.link, self.canonical = link, link == "logit"
+        self._link = LINKS.get(link)
 
     def linkfun(self, mu: np.ndarray) -> np.ndarray:
-        """η = log(μ / (1 − μ)), μ kept within ``MU_EPS`` of 0 and 1."""
-        return logit(np.clip(mu, MU_EPS, 1.0 - MU_EPS))
+        """η(μ), μ kept within ``MU_EPS`` of 0 and 1 (logit: log(μ / (1 − μ)))."""
+        mu = np.clip(mu, MU_EPS, 1.0 - MU_EPS)
+        return logit(mu) if self.canonical else self._link.linkfun(mu)
 
     def linkinv(self, eta: np.ndarray) -> np.ndarray:
-        """μ = 1 / (1 + exp(−η)), kept within ``MU_EPS`` of 0 and 1 (R's binomial clamp)."""
-        return np.clip(expit(eta), MU_EPS, 1.0 - MU_EPS)
+        """μ(η), kept within ``MU_EPS`` of 0 and 1 (R's binomial clamp)."""
+        if self.canonical:
+            return np.clip(expit(eta), MU_EPS, 1.0 - MU_EPS)
+        return np.clip(self._link.linkinv(eta), MU_EPS, 1.0 - MU_EPS)
+
+    def mu_eta(self, eta: np.ndarray) -> np.ndarray:
+        """dμ/dη as R's link."""
+        return super().mu_eta(eta) if self.canonical else self._link.mu_eta(eta)
 
     def variance(self, mu: np.ndarray) -> np.ndarray:
         """V(μ) = μ(1 − μ): at least about ``MU_EPS`` for the μ of :meth:`linkinv`."""
@@ -190,7 +237,10 @@ class Binomial(Family):
     def dev_resid(self, y: np.ndarray, eta: np.ndarray, wt: np.ndarray) -> np.ndarray:
         """2 wt (y log(y/μ) + (1 − y) log((1 − y)/(1 − μ)))."""
         ent = xlogy(y, y) + xlogy(1.0 - y, 1.0 - y)
-        return 2.0 * wt * (ent - y * eta + np.logaddexp(0.0, eta))
+        if self.canonical:
+            return 2.0 * wt * (ent - y * eta + np.logaddexp(0.0, eta))
+        mu = self.linkinv(eta)
+        return 2.0 * wt * (ent - xlogy(y, mu) - xlogy(1.0 - y, 1.0 - mu))
 
     def saturated_loglik(self, y: np.ndarray, wt: np.ndarray) -> float:
         """Σ log C(n, k) + Σ wt (y log y + (1 − y) log(1 − y)), k = round(n y)."""
@@ -228,11 +278,182 @@ class Binomial(Family):
         return (mu < 10.0 * MU_EPS) | (mu > 1.0 - 10.0 * MU_EPS)
 
 
-_FAMILIES = {"poisson": Poisson, "binomial": Binomial}
+class Gamma(Family):
+    """Positive responses with variance ∝ μ²; inverse (R's default) or log link.
+
+    As lme4's ``glmer(family = Gamma)``, the conditional −2 log-likelihood is
+    R's ``Gamma()$aic`` with the dispersion estimated by the mean deviance
+    (Σ deviance residuals / Σ wt), plus 2.
+    """
+
+    name, canonical, has_dispersion = "Gamma", False, True
+
+    def __init__(self, link: str = "inverse") -> None:
+        if link not in ("inverse", "log"):
+            raise FamilyError(f"Gamma link must be 'inverse' or 'log', got {link!r}")
+        self.link, self._link = link, LINKS[link]
+
+    def linkfun(self, mu: np.ndarray) -> np.ndarray:
+        """η(μ)."""
+        return self._link.linkfun(mu)
+
+    def linkinv(self, eta: np.ndarray) -> np.ndarray:
+        """μ(η)."""
+        return self._link.linkinv(eta)
+
+    def mu_eta(self, eta: np.ndarray) -> np.ndarray:
+        """dμ/dη."""
+        return self._link.mu_eta(eta)
+
+    def variance(self, mu: np.ndarray) -> np.ndarray:
+        """V(μ) = μ²."""
+        return mu * mu
+
+    def dev_resid(self, y: np.ndarray, eta: np.ndarray, wt: np.ndarray) -> np.ndarray:
+        """−2 wt (log(y/μ) − (y − μ)/μ); ``inf`` where μ is not positive."""
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            mu = self.linkinv(eta)
+            out = -2.0 * wt * (np.log(y / mu) - (y - mu) / mu)
+        return np.where(mu > 0, out, np.inf)
+
+    def saturated_loglik(self, y: np.ndarray, wt: np.ndarray) -> float:
+        """Not used: the dispersion enters the likelihood (see :meth:`m2loglik`)."""
+        return 0.0
+
+    def m2loglik(self, devsum: float, saturated: float, y: np.ndarray, eta: np.ndarray,
+                 wt: np.ndarray) -> float:
+        """R's ``Gamma()$aic``: −2 Σ wt log dgamma(y; 1/φ, μφ) + 2, φ = devsum / Σ wt."""
+        disp = devsum / float(np.sum(wt))
+        mu = self.linkinv(eta)
+        logpdf = scipy.stats.gamma.logpdf(y, a=1.0 / disp, scale=mu * disp)
+        return float(-2.0 * np.sum(wt * logpdf) + 2.0)
+
+    def mustart(self, y: np.ndarray, wt: np.ndarray) -> np.ndarray:
+        """y."""
+        return y.copy()
+
+    def check(self, y: np.ndarray, wt: np.ndarray, response: str) -> None:
+        """Responses must be positive."""
+        if np.any(y <= 0):
+            raise DataError(f"response {response!r} has values <= 0: not possible for the "
+                            "Gamma family")
+
+    def sample(self, mu: np.ndarray, wt: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Not available: the dispersion is not a parameter of the family object."""
+        raise FamilyError("simulating from a Gamma GLMM is not available")
+
+    def boundary_signs(self, y: np.ndarray) -> np.ndarray:
+        """No response is at a boundary of a continuous positive range."""
+        return np.zeros_like(y)
+
+
+class NegativeBinomial(Family):
+    """Counts with variance μ + μ²/θ for a known θ (MASS's ``negative.binomial``), log link.
+
+    Parameters
+    ----------
+    theta : float
+        The shape θ > 0 (the Poisson limit is θ → ∞); :func:`lmmlib.glmer_nb`
+        estimates it.
+    """
+
+    name, link, canonical = "negative binomial", "log", False
+
+    def __init__(self, theta: float) -> None:
+        theta = float(theta)
+        if not (np.isfinite(theta) and theta > 0):
+            raise FamilyError(f"negative binomial theta must be a positive number, got {theta}")
+        self.theta, self._link = theta, LINKS["log"]
+
+    def linkfun(self, mu: np.ndarray) -> np.ndarray:
+        """η = log μ."""
+        return np.log(np.maximum(mu, MU_EPS))
+
+    def linkinv(self, eta: np.ndarray) -> np.ndarray:
+        """μ = exp(η), η capped at ``ETA_MAX`` and μ floored at ``MU_EPS``."""
+        return np.maximum(np.exp(np.minimum(eta, ETA_MAX)), MU_EPS)
+
+    def mu_eta(self, eta: np.ndarray) -> np.ndarray:
+        """dμ/dη = μ."""
+        return self.linkinv(eta)
+
+    def variance(self, mu: np.ndarray) -> np.ndarray:
+        """V(μ) = μ + μ²/θ."""
+        return mu + mu * mu / self.theta
+
+    def dev_resid(self, y: np.ndarray, eta: np.ndarray, wt: np.ndarray) -> np.ndarray:
+        """2 wt (y log(y/μ) − (y + θ) log((y + θ)/(μ + θ)))."""
+        th = self.theta
+        with np.errstate(over="ignore", invalid="ignore"):
+            mu = np.exp(eta)
+            return 2.0 * wt * (xlogy(y, y) - y * eta - (y + th) * (np.log(y + th)
+                                                                 - np.log(mu + th)))
+
+    def saturated_loglik(self, y: np.ndarray, wt: np.ndarray) -> float:
+        """Σ wt log NB(y | μ = y, θ)."""
+        th = self.theta
+        ll = (gammaln(y + th) - gammaln(th) - gammaln(y + 1.0) + th * np.log(th / (th + y))
+              + xlogy(y, y / (th + y)))
+        return float(np.sum(wt * ll))
+
+    def mustart(self, y: np.ndarray, wt: np.ndarray) -> np.ndarray:
+        """y + 1/6 where y = 0 (R's negative.binomial initialize)."""
+        return y + (y == 0) / 6.0
+
+    def check(self, y: np.ndarray, wt: np.ndarray, response: str) -> None:
+        """Counts must be non-negative."""
+        if np.any(y < 0):
+            raise DataError(f"response {response!r} has negative values: not possible for the "
+                            "negative binomial family")
+
+    def sample(self, mu: np.ndarray, wt: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Negative binomial draws with mean μ and shape θ."""
+        return rng.negative_binomial(self.theta, self.theta / (self.theta + mu)).astype(float)
+
+    def boundary_signs(self, y: np.ndarray) -> np.ndarray:
+        """−1 for zero counts (μ → 0 fits them), 0 for the others."""
+        return np.where(y == 0, -1.0, 0.0)
+
+    def __repr__(self) -> str:
+        return f"Negative Binomial({self.theta:.4g})(log)"
+
+
+def binomial(link: str = "logit") -> Binomial:
+    """The binomial family with a link, as R's ``binomial(link = ...)``.
+
+    Examples
+    --------
+    >>> binomial("probit")
+    binomial(probit)
+    """
+    return Binomial(link)
+
+
+def poisson(link: str = "log") -> Poisson:
+    """The Poisson family (log link), as R's ``poisson()``."""
+    if link != "log":
+        raise FamilyError(f"poisson link must be 'log', got {link!r}")
+    return Poisson()
+
+
+def gamma(link: str = "inverse") -> Gamma:
+    """The Gamma family, as R's ``Gamma(link = ...)`` (inverse or log link)."""
+    return Gamma(link)
+
+
+def negative_binomial(theta: float) -> NegativeBinomial:
+    """The negative binomial family for a known θ, as MASS's ``negative.binomial(theta)``."""
+    return NegativeBinomial(theta)
+
+
+_FAMILIES = {"poisson": Poisson, "binomial": Binomial, "gamma": Gamma}
 
 
 def get_family(family: str | Family) -> Family:
-    """The family named ``family`` (``"poisson"`` or ``"binomial"``), or ``family`` itself.
+    """The family named ``family`` ("poisson", "binomial", "Gamma"), or ``family`` itself.
+
+    A name gets the family's default link (log, logit, inverse); pass a family
+    object for another one, e.g. :func:`binomial` ``("probit")``.
 
     Raises
     ------
@@ -245,5 +466,6 @@ def get_family(family: str | Family) -> Family:
     if key in _FAMILIES:
         return _FAMILIES[key]()
     hint = " (for a Gaussian response use lmmlib.lmer)" if key in ("gaussian", "normal") else ""
-    raise FamilyError(f"unknown family {family!r}: glmer supports "
-                      f"{' and '.join(repr(k) for k in _FAMILIES)}{hint}")
+    raise FamilyError(f"unknown family {family!r}: glmer supports 'poisson', 'binomial' and "
+                      f"'Gamma' (other links: lmmlib.binomial('probit'), lmmlib.gamma('log'); "
+                      f"negative binomial: lmmlib.glmer_nb){hint}")

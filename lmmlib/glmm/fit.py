@@ -37,18 +37,23 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from ..checks import as_instance
 from ..engine.control import GlmerControl
 from ..engine.design import build_design
 from ..engine.differences import central_gradient, curvature_steps, hessian
 from ..engine.fitting import response_like
-from ..engine.formula import parse_formula
 from ..engine.frame import as_frame
 from ..engine.optimize import OptSummary, minimize_theta
 from ..engine.threads import blas_threads
-from ..errors import ArgumentError, ConvergenceWarning, DataError, SingularFitWarning
+from ..errors import ConvergenceWarning, SingularFitWarning
+from .arguments import (
+    bool_response_as_float,
+    cbind_response,
+    prior_weights,
+    row_values,
+    start_values,
+)
 from .family import Family, get_family
 from .laplace import GlmmProblem, Mode
 from .model import GeneralizedLinearMixedModel
@@ -97,102 +102,6 @@ class GlmmFit:
             fit = replace(self, problem=problem, mode=mode, opt=opt, opt_stage1=None, hessian=hess,
                           separation=sep, control=control)
             return GeneralizedLinearMixedModel(fit)
-
-
-def _row_values(values: Any, data: pd.DataFrame, frame: pd.DataFrame, what: str) -> np.ndarray:
-    """One number per row of the model frame: a column name of ``data`` or an array."""
-    if isinstance(values, str):
-        if values not in data.columns:
-            raise DataError(f"{what} column {values!r} is not in the data")
-        out = pd.to_numeric(data.loc[frame.index, values], errors="coerce").to_numpy(float)
-        label = f"{what} column {values!r}"
-    else:
-        out = np.asarray(values, dtype=float).ravel()
-        if out.size != len(data):
-            raise DataError(f"{what} has {out.size} values for {len(data)} rows of data")
-        out = out[data.index.get_indexer(frame.index)]
-        label = what
-    if not np.all(np.isfinite(out)):
-        raise DataError(f"{label} must be finite")
-    return out
-
-
-def _prior_weights(weights: Any, data: pd.DataFrame, frame: pd.DataFrame) -> np.ndarray:
-    """Prior weights for the rows of the model frame (a column name or an array)."""
-    if weights is None:
-        return np.ones(len(frame))
-    wt = _row_values(weights, data, frame, "weights")
-    label = f"weights column {weights!r}" if isinstance(weights, str) else "weights"
-    if np.any(wt < 0):
-        raise DataError(f"{label} must be finite and non-negative")
-    if not np.any(wt > 0):
-        raise DataError(f"{label} are all zero")
-    return wt
-
-
-def _bool_response_as_float(formula: str, data: pd.DataFrame) -> pd.DataFrame:
-    """A True/False response column becomes 1/0 (the frame stage wants numbers)."""
-    response = parse_formula(formula).response if isinstance(formula, str) else None
-    if response in data.columns and pd.api.types.is_bool_dtype(data[response]):
-        return data.assign(**{response: data[response].astype(float)})
-    return data
-
-
-def _start_array(value: Any, what: str, size: int, names: list[str]) -> np.ndarray:
-    """``value`` as a finite float vector of ``size`` values (``start`` names the argument)."""
-    try:
-        arr = np.asarray(value, dtype=float)
-    except (TypeError, ValueError):
-        raise ArgumentError(f"start {what} must be numbers, got {value!r}") from None
-    if arr.ndim > 1:
-        raise ArgumentError(f"start {what} must be a flat sequence of {size} value(s), got an "
-                            f"array of shape {arr.shape}")
-    if arr.size != size:
-        raise ArgumentError(f"start {what} must have {size} value(s) ({', '.join(names)}), "
-                            f"got {arr.size}")
-    arr = arr.reshape(size)
-    bad = ~np.isfinite(arr)
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise ArgumentError(f"start {what} must be finite, got {arr[i]} for {names[i]}")
-    return arr
-
-
-def _start(start: Any, problem: GlmmProblem) -> tuple[np.ndarray, np.ndarray | None]:
-    """Starting θ (and β if given) from ``start``: θ array or {"theta":..., "fixef":...}.
-
-    Raises
-    ------
-    ArgumentError
-        For unknown keys, a wrong length, a non-finite value or a θ below its
-        lower bound (0 for the diagonal of Λ).
-    """
-    design = problem.design
-    theta, beta = design.theta0(), None
-    names = problem.theta_names()
-    if isinstance(start, dict):
-        unknown = sorted(set(map(str, start)) - {"theta", "fixef"})
-        if unknown:
-            raise ArgumentError(f"start has unknown key(s) {unknown}: use 'theta' and 'fixef'")
-        if "theta" in start:
-            theta = _start_array(start["theta"], "theta", design.ntheta, names)
-        if "fixef" in start:
-            beta = _start_array(start["fixef"], "fixef", problem.p, list(design.xnames))
-    elif start is not None:
-        theta = _start_array(start, "theta", design.ntheta, names)
-    lower = design.lower()
-    below = theta < lower
-    if below.any():
-        i = int(np.flatnonzero(below)[0])
-        raise ArgumentError(f"start theta must respect the lower bounds {lower.tolist()} "
-                            f"(0 for a standard-deviation factor): {names[i]} = {theta[i]}")
-    if beta is not None:  # as glm.fit: no valid starting values if the deviance overflows
-        eta = problem.offset + problem.X @ beta
-        if not np.isfinite(problem.family.dev_resid(problem.y, eta, problem.wt).sum()):
-            raise ArgumentError(f"start fixef gives a linear predictor up to "
-                                f"{np.max(np.abs(eta)):.3g} at which the {problem.family.name} "
-                                "deviance is not finite (exp overflows): give smaller values")
-    return theta, beta
 
 
 def _stage1(problem: GlmmProblem, theta0: np.ndarray, beta_glm: np.ndarray,
@@ -372,6 +281,16 @@ def _stage2(outer: Outer, theta1: np.ndarray, sep: Separation | None,
     return opt, mode, H
 
 
+def _stage1_fit(problem: GlmmProblem, opt1: OptSummary,
+                mode1: Mode) -> tuple[OptSummary, Mode, np.ndarray]:
+    """lme4's nAGQ = 0 fit: θ from the first stage, β from its penalised IRLS; no Hessian."""
+    size = mode1.theta.size + problem.p
+    opt = replace(opt1, theta0=np.concatenate([opt1.theta0, mode1.beta]),
+                  theta=np.concatenate([mode1.theta, mode1.beta]), fval=problem.laplace(mode1),
+                  gradient=np.full(size, np.nan))
+    return opt, mode1, np.full((size, size), np.nan)
+
+
 def _warn_boundary(model: GeneralizedLinearMixedModel, sep: Separation | None) -> None:
     """glm.fit's warnings: separation (named columns), or fitted values numerically 0 or 1."""
     fam = model.family
@@ -391,7 +310,8 @@ def _warn_boundary(model: GeneralizedLinearMixedModel, sep: Separation | None) -
 
 def glmer(formula: str, data: Any, family: str | Family, weights: Any = None,
           nAGQ: int = 1, start: Any = None, control: GlmerControl | None = None,
-          offset: Any = None) -> GeneralizedLinearMixedModel:
+          offset: Any = None, *, subset: Any = None,
+          na_action: str = "omit") -> GeneralizedLinearMixedModel:
     """Fit a generalised linear mixed model with lme4's formula syntax.
 
     Parameters
@@ -401,16 +321,21 @@ def glmer(formula: str, data: Any, family: str | Family, weights: Any = None,
         :func:`lmmlib.lmer`.
     data : DataFrame
         The data.
-    family : {"poisson", "binomial"}
-        Response distribution, with its canonical link (log, logit).  A binomial
-        response is 0/1 (or True/False), or a proportion with the numbers of
-        trials as ``weights`` (R's ``cbind(k, n - k)`` is ``k/n`` with
-        ``weights = n``).
+    family : {"poisson", "binomial", "Gamma"} or Family
+        Response distribution with its default link (log, logit, inverse), or
+        a family object for another link: ``lmmlib.binomial("probit")``,
+        ``lmmlib.binomial("cloglog")``, ``lmmlib.gamma("log")``,
+        ``lmmlib.negative_binomial(theta)`` (see :func:`lmmlib.glmer_nb` to
+        estimate θ).  A binomial response is 0/1 (or True/False), a proportion
+        with the numbers of trials as ``weights``, or lme4's
+        ``cbind(successes, failures) ~ ...``.
     weights : str or array-like, optional
         Prior weights: a column of ``data`` or one value per row.
     nAGQ : int
         1: Laplace approximation (lme4's default).  > 1: adaptive Gauss–Hermite
         quadrature with that many nodes (one scalar random-effects term only).
+        0: lme4's fast fit, the first stage only (θ optimised with β inside the
+        penalised IRLS; standard errors from that factor).
     start : array or dict, optional
         Starting θ, or ``{"theta": ..., "fixef": ...}``; with both, stage 1 is skipped.
         θ must respect its lower bounds (0 for a standard-deviation factor).
@@ -421,6 +346,8 @@ def glmer(formula: str, data: Any, family: str | Family, weights: Any = None,
     offset : str or array-like, optional
         A known part of the linear predictor (lme4's ``offset``): a column of
         ``data`` or one value per row, e.g. the log exposure of counts.
+    subset, na_action
+        Rows to use and the treatment of missing values, as in :func:`lmmlib.lmer`.
 
     Returns
     -------
@@ -474,15 +401,19 @@ def glmer(formula: str, data: Any, family: str | Family, weights: Any = None,
     control = as_instance(GlmerControl() if control is None else control, "control",
                           GlmerControl, "an lmmlib.GlmerControl")
     fam = get_family(family)
-    data = _bool_response_as_float(formula, as_frame(data))
-    design = build_design(formula, data, residual=False)
-    wt = _prior_weights(weights, data, design.frame)
-    off = None if offset is None else _row_values(offset, data, design.frame, "offset")
+    text = formula
+    formula, data, weights = cbind_response(formula, as_frame(data), weights, na_action)
+    data = bool_response_as_float(formula, data)
+    design = build_design(formula, data, residual=False, subset=subset, na_action=na_action)
+    if formula != text:  # a cbind() response: shown as given
+        design = replace(design, formula=replace(design.formula, text=text))
+    wt = prior_weights(weights, data, design.frame)
+    off = None if offset is None else row_values(offset, data, design.frame, "offset")
     fam.check(design.y, wt, design.formula.response)
     with blas_threads(1):
         problem = GlmmProblem(design, fam, wt, off)
         nagq = problem.check_nagq(nAGQ)
-        theta0, beta0 = _start(start, problem)
+        theta0, beta0 = start_values(start, problem)
         beta_glm = problem.glm_start() if beta0 is None else None
         sep = find_separation(problem.X, problem.y, wt, fam, design.xnames, beta_glm)
         if beta0 is None:
@@ -493,8 +424,11 @@ def glmer(formula: str, data: Any, family: str | Family, weights: Any = None,
             LX = problem.mode_at_optimum(theta1, beta1, joint=True).LX
         if sep is not None:
             beta1 = _place_separated(problem, sep, theta1, beta1, None)
-        outer = Outer(problem, beta1, _whitening(problem, LX, sep), nagq)
-        opt, mode, hess = _stage2(outer, theta1, sep, control)
+        if nagq == 0 and opt1 is not None:  # lme4's nAGQ = 0: the first stage is the fit
+            opt, mode, hess = _stage1_fit(problem, opt1, mode1)
+        else:
+            outer = Outer(problem, beta1, _whitening(problem, LX, sep), nagq)
+            opt, mode, hess = _stage2(outer, theta1, sep, control)
         fit = GlmmFit(problem, mode, opt, opt1, nagq, hess,
                       weights if isinstance(weights, str) else None,
                       offset if isinstance(offset, str) else None, sep, control)

@@ -31,9 +31,10 @@ def glm_irls(X: np.ndarray, y: np.ndarray, wt: np.ndarray, family: Family,
     eta = family.linkfun(mu)
     beta, dev = None, np.inf
     for _ in range(maxit):
-        v = family.variance(mu)
-        sw = np.sqrt(wt * v)
-        A, b = sw[:, None] * X, sw * (eta - offset + (y - mu) / v)
+        _, w, score = family.irls(y, eta, wt)
+        sw = np.sqrt(w)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            A, b = sw[:, None] * X, sw * (eta - offset) + score / sw
         if not (np.all(np.isfinite(A)) and np.all(np.isfinite(b))):
             break
         new = np.linalg.lstsq(A, b, rcond=None)[0]

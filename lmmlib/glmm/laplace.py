@@ -128,7 +128,7 @@ class GlmmProblem:
         self.u_last = np.zeros(self.nu)
 
     def check_nagq(self, nagq: object) -> int:
-        """``nagq`` as an int, if valid for this model (AGQ: one scalar term only).
+        """``nagq`` as an int, if valid for this model (0, 1, or AGQ: one scalar term only).
 
         Raises
         ------
@@ -138,9 +138,12 @@ class GlmmProblem:
             If it is outside 1..MAX_NAGQ, or > 1 for a model AGQ cannot handle.
         """
         if (isinstance(nagq, Integral) and not isinstance(nagq, (bool, np.bool_))
-                and not 1 <= nagq <= MAX_NAGQ):
-            raise DataError(f"nAGQ must be a whole number from 1 to {MAX_NAGQ}, got {nagq!r}")
-        nagq = as_count(nagq, "nAGQ")
+                and not 0 <= nagq <= MAX_NAGQ):
+            raise DataError(f"nAGQ must be a whole number from 0 to {MAX_NAGQ}, got {nagq!r}")
+        nagq = as_count(nagq, "nAGQ", minimum=0)
+        if nagq > 1 and self.family.has_dispersion:
+            raise DataError(f"nAGQ > 1 is not available for the {self.family.name} family "
+                            "(its likelihood has a dispersion); use nAGQ = 1 (Laplace)")
         if nagq > 1 and (self.rest or self.q0 > 1):
             raise DataError("nAGQ > 1 is only available for a single scalar random-effects "
                             "term such as (1 | g); use nAGQ = 1 (Laplace)")
@@ -179,14 +182,14 @@ class GlmmProblem:
     def working(self, eta: np.ndarray) -> PLS:
         """The engine's weighted PLS problem of a penalised IRLS step at η.
 
-        Working weights w = wt·V(μ) and weighted working response
-        w·(η − o) + wt·(y − μ), i.e. W z with z = η − o + (y − μ)/V(μ), written
-        without the division (finite where a weight underflows).
+        The family's working weights w and the weighted working response
+        w·(η − o) + score (W z with z = η − o + score/w, written without the
+        division: finite where a weight underflows); for a canonical link
+        w = wt·V(μ) and score = wt·(y − μ).
         """
         with np.errstate(over="ignore", invalid="ignore"):  # overflow: caught as non-finite
-            mu = self.family.linkinv(eta)
-            w = self.wt * self.family.variance(mu)
-            wy = w * (eta - self.offset) + self.wt * (self.y - mu)
+            _, w, score = self.family.irls(self.y, eta, self.wt)
+            wy = w * (eta - self.offset) + score
         _finite("the working weights", w, wy)
         return self.pls.reweight(w, wy)
 
@@ -222,9 +225,8 @@ class GlmmProblem:
         XtWX = self.X.T @ (w[:, None] * self.X)
         _finite("X'WX", XtWX)
         Lw = scipy.linalg.cholesky(XtWX, lower=True, check_finite=False)
-        mu = self.family.linkinv(eta)
-        zb = scipy.linalg.solve_triangular(Lw, self.X.T @ (self.wt * (self.y - mu)), lower=True,
-                                           check_finite=False)
+        score = self.family.irls(self.y, eta, self.wt)[2]
+        zb = scipy.linalg.solve_triangular(Lw, self.X.T @ score, lower=True, check_finite=False)
         dbeta = scipy.linalg.solve_triangular(Lw.T, zb, lower=False, check_finite=False)
         return sol, du, dbeta, dec + float(zb @ zb), None
 
@@ -366,7 +368,8 @@ class GlmmProblem:
     # -- approximate deviances -------------------------------------------------
     def laplace(self, mode: Mode) -> float:
         """−2 log L by the Laplace approximation at a conditional mode."""
-        return mode.devsum - 2.0 * self.saturated + mode.ussq + mode.factor.logdet_theta
+        m2ll = self.family.m2loglik(mode.devsum, self.saturated, self.y, mode.eta, self.wt)
+        return m2ll + mode.ussq + mode.factor.logdet_theta
 
     def agq(self, mode: Mode, nagq: int) -> float:
         """−2 log L by adaptive Gauss–Hermite quadrature with ``nagq`` nodes per group.
@@ -398,7 +401,7 @@ class GlmmProblem:
             mode = self.mode(theta, beta, u0)
         except (np.linalg.LinAlgError, ValueError, FloatingPointError):
             return np.inf
-        val = self.laplace(mode) if nagq == 1 else self.agq(mode, nagq)
+        val = self.laplace(mode) if nagq <= 1 else self.agq(mode, nagq)
         return val if np.isfinite(val) else np.inf
 
     def stage1(self, theta: np.ndarray, beta0: np.ndarray) -> tuple[float, Mode | None]:

@@ -103,6 +103,8 @@ class GeneralizedLinearMixedModel(GeneralizedMixedFit, RandomEffectsMixin, Infor
         definite, as lme4 does.
         """
         nth, names = self.theta.size, list(self.design.xnames)
+        if self.nagq == 0:  # lme4's nAGQ = 0 has no Hessian: the penalised IRLS factor
+            return self.vcov_pirls()
         V = self._cov_full[nth:, nth:]
         if not np.all(np.isfinite(V)):
             why = ("the fit is separated (some estimates diverge), so the Hessian is not "
@@ -170,7 +172,7 @@ class GeneralizedLinearMixedModel(GeneralizedMixedFit, RandomEffectsMixin, Infor
     def deviance(self) -> float:
         """−2 log L at the optimum (Laplace or AGQ), including all constants."""
         p = self.fit.problem
-        return p.laplace(self.fit.mode) if self.nagq == 1 else p.agq(self.fit.mode, self.nagq)
+        return p.laplace(self.fit.mode) if self.nagq <= 1 else p.agq(self.fit.mode, self.nagq)
 
     @property
     def objective(self) -> float:

@@ -42,7 +42,7 @@ def _scaled_gradient(m) -> np.ndarray:
 
 def test_newton_polish_leaves_a_small_gradient(monkeypatch):
     # grouseticks (2 random intercepts, 4 fixed effects): after BOBYQA the largest
-    # gradient component of the deviance, per SE, was 5e-3; after the Newton polish
+    # gradient component of the deviance, per SE, was 8e-5; after the Newton polish
     # 1e-7, near the central differences' rounding floor (deviance noise ~1e-11 over
     # steps ~1e-3 of an SE).  Without the polish the fit stops where BOBYQA did.
     fx, data = _grouse()
@@ -51,7 +51,9 @@ def test_newton_polish_leaves_a_small_gradient(monkeypatch):
     monkeypatch.setattr(glmm_fit, "_polish",
                         lambda f, x, H, h, *_: (x, glmm_fit.central_gradient(f, x, h), f(x)))
     rough = _fit(fx, data)
-    assert np.max(_scaled_gradient(rough)) > 100 * POLISHED_GRAD
+    # where BOBYQA stops depends on its path (seen 8e-5 to 5e-3 per SE); the polish
+    # lowers it by orders of magnitude
+    assert np.max(_scaled_gradient(rough)) > 100 * np.max(_scaled_gradient(polished))
     assert rough.deviance >= polished.deviance - 1e-9  # the polish only goes down
 
 

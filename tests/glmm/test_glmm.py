@@ -388,7 +388,7 @@ def test_bad_family_is_a_clear_error():
     with pytest.raises(FamilyError, match="unknown family 'gaussian'.*lmer"):
         glmer("y ~ 1 + (1 | g)", data, "gaussian")
     with pytest.raises(FamilyError, match="poisson"):
-        glmer("y ~ 1 + (1 | g)", data, "Gamma")
+        glmer("y ~ 1 + (1 | g)", data, "inverse.gaussian")
 
 
 @pytest.mark.filterwarnings("ignore::lmmlib.errors.SingularFitWarning")
@@ -413,7 +413,7 @@ def test_nagq_limits():
         glmer(fx["python_formula"], fixture_data(fx), "poisson", nAGQ=5)
     data, _ = small_poisson()
     with pytest.raises(DataError, match="nAGQ must be"):
-        glmer("y ~ 1 + (1 | g)", data, "poisson", nAGQ=0)
+        glmer("y ~ 1 + (1 | g)", data, "poisson", nAGQ=-1)
 
 
 def test_start_from_theta_and_fixef_skips_stage_one():

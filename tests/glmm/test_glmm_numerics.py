@@ -429,12 +429,12 @@ def test_random_slopes_with_separation_and_crossed_factors(capfd):
 
 @pytest.mark.parametrize("nagq", [2.0, True, "5", None, 1.5])
 def test_nagq_must_be_an_integer(nagq):
-    with pytest.raises(ArgumentError, match="nAGQ must be an integer >= 1"):
+    with pytest.raises(ArgumentError, match="nAGQ must be an integer >= 0"):
         glmer("y ~ x + (1 | g)", poisson_data(), "poisson", nAGQ=nagq)
 
 
 def test_nagq_out_of_range_and_numpy_integers():
-    with pytest.raises(DataError, match="nAGQ must be a whole number from 1 to 100"):
+    with pytest.raises(DataError, match="nAGQ must be a whole number from 0 to 100"):
         glmer("y ~ x + (1 | g)", poisson_data(), "poisson", nAGQ=101)
     m = glmer("y ~ x + (1 | g)", poisson_data(), "poisson", nAGQ=np.int64(3))
     assert m.nagq == 3 and isinstance(m.nagq, int)
