@@ -28,7 +28,6 @@ import pandas as pd
 from scipy import stats
 
 from ..checks import as_choice, as_instance
-from ..engine.design import Design
 from ..errors import ArgumentError
 from ..kinds import LinearMixedFit
 from .contrasts import fixed_terms, marginal_contrasts, type3_contrasts
@@ -101,8 +100,8 @@ def _row(F: float, ndf: int, ddf: float, sigma: float, scale: float = 1.0) -> li
     return [ms * ndf, ms, float(ndf), ddf, F_scaled, float(stats.f.sf(F_scaled, ndf, ddf))]
 
 
-def f_table(design: Design, beta: np.ndarray, sigma: float, contrasts: dict[str, np.ndarray],
-            method: str, parts: SatterthwaiteParts | KRParts) -> pd.DataFrame:
+def f_table(beta: np.ndarray, sigma: float, contrasts: dict[str, np.ndarray], method: str,
+            parts: SatterthwaiteParts | KRParts) -> pd.DataFrame:
     """The F table of the given contrasts with the given pieces (at one (θ, σ))."""
     rows = {}
     for label, L in contrasts.items():
@@ -120,8 +119,7 @@ def f_table(design: Design, beta: np.ndarray, sigma: float, contrasts: dict[str,
 
 def ddf_method(ddf: Any) -> str:
     """The method's name as lmerTest spells it, from any accepted spelling of ``ddf``."""
-    key = as_choice(str(ddf).lower() if isinstance(ddf, str) else ddf, "ddf",
-                    tuple(DDF))
+    key = as_choice(ddf, "ddf", tuple(DDF))
     return DDF[key]
 
 
@@ -158,12 +156,25 @@ def anova_type3(model: Any, ddf: str = "Satterthwaite", at: tuple | None = None)
     >>> round(float(tab.loc["weeks", "F value"]), 1), int(tab.loc["weeks", "DenDF"])
     (25271.5, 383)
     """
-    # (the table's body is contrast_table, below)
     as_instance(model, "model", LinearMixedFit, "a mixed model fitted by lmmlib.lmer")
     method = ddf_method(ddf)
     out = FTable(contrast_table(model, type3_contrasts(model.design), method, at))
     out.heading = [f"Type III Analysis of Variance Table with {method}'s method"]
     return out
+
+
+def _point(at: Any, ntheta: int) -> tuple[np.ndarray, float]:
+    """``at`` as (θ, σ): ``ntheta`` finite values and a positive σ."""
+    try:
+        theta, sigma = at
+        theta = np.asarray(theta, dtype=float).ravel()
+        sigma = float(sigma)
+    except (TypeError, ValueError) as exc:
+        raise ArgumentError(f"at must be a pair (theta, sigma), got {at!r}") from exc
+    if theta.size != ntheta or not np.isfinite(theta).all() or not sigma > 0:
+        raise ArgumentError(f"at must be (theta, sigma) with {ntheta} finite theta value(s) "
+                            f"and sigma > 0, got {at!r}")
+    return theta, sigma
 
 
 def contrast_table(model: Any, contrasts: dict[str, np.ndarray], ddf: str,
@@ -180,11 +191,11 @@ def contrast_table(model: Any, contrasts: dict[str, np.ndarray], ddf: str,
     if at is None:
         theta, sigma, beta = model.theta, model.sigma, model.fixef.to_numpy()
     else:
-        theta, sigma = np.asarray(at[0], dtype=float), float(at[1])
+        theta, sigma = _point(at, model.design.ntheta)
         beta = model.pls.solve(theta).beta
     if method == "Satterthwaite":
         parts = (_model_parts(model) if at is None else
                  satterthwaite_parts(model.pls, theta, sigma, model.reml))
     else:
         parts = kr_parts(model.design, theta, sigma)
-    return f_table(model.design, beta, sigma, contrasts, method, parts)
+    return f_table(beta, sigma, contrasts, method, parts)

@@ -343,6 +343,9 @@ def test_influence_padded_with_na_exclude():
     (lambda m: lmmlib.drop1(m, test="LRT"), "test must be one of"),
     (lambda m: lmmlib.drop1("m"), "model"),
     (lambda m: anova_type3(m, ddf=3), "ddf must be one of"),
+    (lambda m: anova_type3(m, at=([1.0], 2.0)), "3 finite theta"),
+    (lambda m: anova_type3(m, at=(m.theta, -1.0)), "sigma > 0"),
+    (lambda m: anova_type3(m, at=5), "pair"),
 ])
 def test_bad_arguments(call, match):
     m, _ = influence_fit("influence_sleepstudy")
