@@ -69,6 +69,8 @@ reference: $(STAMP) data
 	Rscript $(REF)/lme4_glmer.R $(REF)/fixtures/glmer
 	Rscript $(REF)/lme4_weights.R $(REF)/fixtures/weights
 	Rscript $(REF)/lme4_glmer_confint.R $(REF)/fixtures/glmer_confint
+	Rscript $(REF)/lme4_families.R $(REF)/fixtures/families
+	Rscript $(REF)/lme4_formulas.R $(REF)/fixtures/formulas
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check lmmlib tests

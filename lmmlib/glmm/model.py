@@ -245,8 +245,8 @@ class GeneralizedLinearMixedModel(GeneralizedMixedFit, RandomEffectsMixin, Infor
             r = (y - mu) * np.sqrt(wt / self.family.variance(mu))
         elif type == "response":
             r = y - mu
-        else:  # canonical links: dμ/dη = V(μ)
-            r = (y - mu) / self.family.variance(mu)
+        else:  # (y − μ) dη/dμ, as R's working residuals
+            r = (y - mu) / self.family.mu_eta(eta)
         return pd.Series(r, index=self.design.frame.index, name="residuals")
 
     # -- refitting, optimiser record and intervals --------------------------------
