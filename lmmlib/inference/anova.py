@@ -274,12 +274,12 @@ def _boundary_note(table: pd.DataFrame, fits: dict[str, Any]) -> list[str]:
 
 
 def anova(*models: Any, refit: bool = True, names: Sequence[str] | None = None,
-          boundary_warning: bool = True, ddf: str = "Satterthwaite",
+          boundary_warning: bool = True, ddf: str = "Satterthwaite", type: Any = 3,
           **named_models: Any) -> Any:
     """Likelihood-ratio tests between nested models (lme4's ``anova(m0, m1, ...)``).
 
-    Given a single ``lmer`` fit, the Type III F table of its fixed-effect terms
-    instead (lmerTest's ``anova(m)``; see :func:`lmmlib.inference.typeiii.anova_type3`).
+    Given a single ``lmer`` fit, the F table of its fixed-effect terms instead
+    (lmerTest's ``anova(m, type, ddf)``; see :func:`lmmlib.inference.typeiii.anova_fixed`).
 
     Parameters
     ----------
@@ -302,6 +302,8 @@ def anova(*models: Any, refit: bool = True, names: Sequence[str] | None = None,
         components, i.e. the null value is on the boundary.
     ddf : {"Satterthwaite", "Kenward-Roger"}
         For a single model only: the denominator df of its F tests.
+    type : {3, 2, 1}
+        For a single model only: Type III (default), II or I tests.
 
     Returns
     -------
@@ -343,9 +345,9 @@ def anova(*models: Any, refit: bool = True, names: Sequence[str] | None = None,
     ['small', 'big']
     """
     if len(models) == 1 and not named_models and isinstance(models[0], LinearMixedFit):
-        from .typeiii import anova_type3
+        from .typeiii import anova_fixed
 
-        return anova_type3(models[0], ddf=ddf)
+        return anova_fixed(models[0], type=type, ddf=ddf)
     refit = as_bool(refit, "refit")
     boundary_warning = as_bool(boundary_warning, "boundary_warning")
     frame = inspect.currentframe()

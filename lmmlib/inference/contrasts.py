@@ -1,4 +1,8 @@
-"""Hypothesis matrices of the fixed-effect terms: Type III and marginal contrasts, as lmerTest.
+"""Hypothesis matrices of the fixed-effect terms: Types I, II and III, as lmerTest.
+
+Type I contrasts are the rows of the Doolittle factor of X'X (each term given
+the terms before it); Type II test a term contained in others after every
+term that does not contain it.
 
 A term's Type III hypothesis with treatment contrasts (lmerTest's
 ``extract_contrasts_type3``): with rdX the rank-deficient ("complete") design,
@@ -11,7 +15,15 @@ contrasts.  A term is contained in another when the other has all its
 variables and more, and the same numeric variables (lmerTest's
 ``containment``: ``x`` is contained in ``x:f`` for a factor ``f``, but not in
 ``x:z`` for a numeric ``z``).  Without containment every term's contrast is the
-selection of its columns, whatever the coding.
+selection of its columns; with a single term, lmerTest's Type I contrasts.
+
+The F statistic depends only on the rows' span, but Satterthwaite's DenDF
+also on the basis (lmerTest combines the df of the t-tests along the
+eigenvectors of L V̂ L'), so the bases are lmerTest's.  One exception: for a factor with
+other than treatment contrasts (an ordered factor's ``contr.poly``) in a model
+without containment, lmerTest maps the treatment-coded selection to the
+model's coding, while here the model's own columns are selected: the F values
+agree, the DenDF of such a term can differ slightly.
 """
 
 from __future__ import annotations
@@ -26,8 +38,8 @@ from ..engine.names import alias_of, restore_names
 from ..engine.rfunctions import CONTEXT
 from ..errors import ArgumentError, DataError
 
-__all__ = ["containing_terms", "droppable_terms", "fixed_terms", "marginal_contrasts",
-           "type3_contrasts"]
+__all__ = ["containing_terms", "doolittle", "droppable_terms", "fixed_terms",
+           "marginal_contrasts", "type1_contrasts", "type2_contrasts", "type3_contrasts"]
 
 
 def _r_label(label: str) -> str:
@@ -90,8 +102,15 @@ def marginal_contrasts(design: Design) -> dict[str, np.ndarray]:
     coefficients are zero, all other terms kept (lmerTest's marginal contrasts).
     """
     keep = set(droppable_terms(design))
+    if _single(design):
+        return {k: v for k, v in type1_contrasts(design).items() if k in keep}
     eye = np.eye(len(design.xnames))
     return {label: eye[cols] for label, cols in fixed_terms(design).items() if label in keep}
+
+
+def _single(design: Design) -> bool:
+    """At most one column or one term: lmerTest then uses the Type I contrasts."""
+    return len(design.xnames) <= 1 or len(_terms(design)) <= 1
 
 
 def _zapsmall(x: np.ndarray, digits: int = 7) -> np.ndarray:
@@ -135,9 +154,11 @@ def type3_contrasts(design: Design) -> dict[str, np.ndarray]:
         treatment contrasts (e.g. an ordered factor's polynomial contrasts).
     """
     terms = fixed_terms(design)
+    if _single(design):
+        return type1_contrasts(design)
     contained = containing_terms(design)
     p = len(design.xnames)
-    if not any(contained.get(t) for t in terms) or len(terms) <= 1:
+    if not any(contained.get(t) for t in terms):
         eye = np.eye(p)
         return {label: eye[cols] for label, cols in terms.items()}
     if not _is_treatment(design):
@@ -167,4 +188,60 @@ def type3_contrasts(design: Design) -> dict[str, np.ndarray]:
     for label, cols in terms.items():
         Lt = L[:, cols].T
         out[label] = Lt[np.abs(Lt).sum(axis=1) > 1e-8]
+    return out
+
+
+def doolittle(x: np.ndarray, eps: float = 1e-6) -> np.ndarray:
+    """Unit lower-triangular L of the Doolittle factorisation x = L U (lmerTest's ``doolittle``).
+
+    As lmerTest, a pivot below ``eps`` gives a zero column and entries below
+    ``eps`` in absolute value are set to zero.
+    """
+    n = x.shape[0]
+    L, U = np.eye(n), np.zeros((n, n))
+    for i in range(n):
+        U[i] = x[i] - L[i, :i] @ U[:i]
+        if i + 1 < n:
+            col = x[i + 1:, i] - L[i + 1:, :i] @ U[:i, i]
+            L[i + 1:, i] = 0.0 if abs(U[i, i]) < eps else col / U[i, i]
+    L[np.abs(L) < eps] = 0.0
+    return L
+
+
+def _type1_rows(X: np.ndarray) -> np.ndarray:
+    """t(L) of the Doolittle factorisation of X'X: row j tests column j given those before."""
+    return doolittle(X.T @ X).T if X.shape[1] > 1 else np.ones((1, 1))
+
+
+def type1_contrasts(design: Design) -> dict[str, np.ndarray]:
+    """Type I (sequential) contrasts of every term (lmerTest's ``get_contrasts_type1``)."""
+    Lt = _type1_rows(design.X)
+    return {label: Lt[cols] for label, cols in fixed_terms(design).items()}
+
+
+def type2_contrasts(design: Design) -> dict[str, np.ndarray]:
+    """Type II contrasts (lmerTest's ``get_contrasts_type2_unfolded``).
+
+    A term contained in others is tested after all terms that do not contain
+    it (the Type I contrast with the columns reordered as [unrelated, term,
+    containing terms]); any other term by its marginal contrast.
+    """
+    terms = fixed_terms(design)
+    if _single(design):
+        return type1_contrasts(design)
+    contained = containing_terms(design)
+    eye = np.eye(len(design.xnames))
+    out = {}
+    for label, cols in terms.items():
+        within = [c for c in contained.get(label, []) if c in terms]
+        if not within:
+            out[label] = eye[cols]
+            continue
+        last = np.concatenate([cols] + [terms[c] for c in within])
+        order = np.concatenate([np.setdiff1d(np.arange(eye.shape[0]), last), last])
+        Lt = _type1_rows(design.X[:, order])
+        rows = Lt[np.isin(order, cols)]
+        back = np.empty_like(rows)
+        back[:, order] = rows
+        out[label] = back
     return out

@@ -1,4 +1,8 @@
-"""Type III F-tests of the fixed-effect terms of one mixed model, as lmerTest's ``anova(m)``.
+"""F-tests of the fixed-effect terms of one mixed model, as lmerTest's ``anova(m)``.
+
+Type III by default (:func:`anova_type3`), Types II and I with
+:func:`anova_fixed`; the contrasts are lmerTest's
+(:mod:`lmmlib.inference.contrasts`).
 
 Every term of the fixed part is tested by the F statistic of its contrast
 matrix L (one row per model-matrix column of the term):
@@ -14,8 +18,7 @@ matrix L (one row per model-matrix column of the term):
   REML fits (as lmerTest).
 
 As in lmerTest, ``Mean Sq`` = F σ̂² (the unscaled F for Kenward–Roger) and
-``Sum Sq`` = NumDF × Mean Sq.  The contrasts are lmerTest's Type III ones
-(:mod:`lmmlib.inference.contrasts`).
+``Sum Sq`` = NumDF × Mean Sq.
 """
 
 from __future__ import annotations
@@ -30,15 +33,23 @@ from scipy import stats
 from ..checks import as_choice, as_instance
 from ..errors import ArgumentError
 from ..kinds import LinearMixedFit
-from .contrasts import fixed_terms, marginal_contrasts, type3_contrasts
+from .contrasts import (
+    fixed_terms,
+    marginal_contrasts,
+    type1_contrasts,
+    type2_contrasts,
+    type3_contrasts,
+)
 from .kenward_roger import KRParts, kr_parts, kr_test
 from .satterthwaite import SatterthwaiteParts, _model_parts, satterthwaite_parts
 
-__all__ = ["FTable", "anova_type3", "contrast_table", "ddf_method", "fixed_terms",
+__all__ = ["FTable", "anova_fixed", "anova_type3", "contrast_table", "ddf_method", "fixed_terms",
            "marginal_contrasts", "satterthwaite_ftest", "type3_contrasts"]
 
 COLUMNS = ["Sum Sq", "Mean Sq", "NumDF", "DenDF", "F value", "Pr(>F)"]
 DDF = {"satterthwaite": "Satterthwaite", "kenward-roger": "Kenward-Roger", "kr": "Kenward-Roger"}
+TYPES = {"3": 3, "iii": 3, "2": 2, "ii": 2, "1": 1, "i": 1}
+ROMAN = {1: "I", 2: "II", 3: "III"}
 #: lmerTest's eps: eigenvalues of L V L' below eps × the largest are zero.
 _RANK_EPS = np.sqrt(np.finfo(float).eps)
 
@@ -156,10 +167,41 @@ def anova_type3(model: Any, ddf: str = "Satterthwaite", at: tuple | None = None)
     >>> round(float(tab.loc["weeks", "F value"]), 1), int(tab.loc["weeks", "DenDF"])
     (25271.5, 383)
     """
+    return anova_fixed(model, 3, ddf, at)
+
+
+def anova_fixed(model: Any, type: Any = 3, ddf: str = "Satterthwaite",
+                at: tuple | None = None) -> FTable:
+    """F-tests of a mixed model's fixed terms of Type I, II or III (lmerTest's ``anova(m, type)``).
+
+    Parameters
+    ----------
+    model : LinearMixedModel
+        A fit of :func:`lmmlib.lmer`.
+    type : {3, 2, 1, "III", "II", "I"}
+        Type III (lmerTest's default), II (each term after all terms that do
+        not contain it) or I (sequential, in the order of the model matrix).
+    ddf, at
+        As in :func:`anova_type3`.
+
+    Returns
+    -------
+    FTable
+
+    Examples
+    --------
+    >>> m = lmmlib.lmer("weight ~ weeks + (1|id)", lmmlib.datasets.load("pig"))
+    >>> anova_fixed(m, type=1).heading[0]
+    "Type I Analysis of Variance Table with Satterthwaite's method"
+    """
     as_instance(model, "model", LinearMixedFit, "a mixed model fitted by lmmlib.lmer")
+    kind = as_choice(str(type) if isinstance(type, int) and not isinstance(type, bool)
+                     else type, "type", tuple(TYPES))
+    number = TYPES[kind]
     method = ddf_method(ddf)
-    out = FTable(contrast_table(model, type3_contrasts(model.design), method, at))
-    out.heading = [f"Type III Analysis of Variance Table with {method}'s method"]
+    contrasts = {1: type1_contrasts, 2: type2_contrasts, 3: type3_contrasts}[number]
+    out = FTable(contrast_table(model, contrasts(model.design), method, at))
+    out.heading = [f"Type {ROMAN[number]} Analysis of Variance Table with {method}'s method"]
     return out
 
 

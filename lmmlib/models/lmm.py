@@ -377,11 +377,11 @@ class LinearMixedModel(LinearMixedFit, RandomEffectsMixin, InformationCriteria, 
             return kr_coef_table(self)
         return coef_table(self, ddf=ddf)
 
-    def anova(self, ddf: str = "Satterthwaite") -> pd.DataFrame:
-        """Type III F tests of the fixed terms; see :func:`lmmlib.inference.typeiii.anova_type3`."""
-        from ..inference.typeiii import anova_type3
+    def anova(self, type: Any = 3, ddf: str = "Satterthwaite") -> pd.DataFrame:
+        """F tests of the fixed terms; see :func:`lmmlib.inference.typeiii.anova_fixed`."""
+        from ..inference.typeiii import anova_fixed
 
-        return anova_type3(self, ddf=ddf)
+        return anova_fixed(self, type=type, ddf=ddf)
 
     def drop1(self, test: str = "F", ddf: str = "Satterthwaite") -> pd.DataFrame:
         """Single-term deletions; see :func:`lmmlib.inference.drop1.drop1`."""

@@ -32,7 +32,7 @@ from lmmlib.inference import influence
 from lmmlib.inference.contrasts import containing_terms, fixed_terms, type3_contrasts
 from lmmlib.inference.influence import _hat_diagonal, cooks_distance, hatvalues
 from lmmlib.inference.kenward_roger import kr_parts, kr_test, lambda_z
-from lmmlib.inference.typeiii import anova_type3
+from lmmlib.inference.typeiii import anova_fixed, anova_type3
 
 fixture = partial(reference, "lmertest_parity")
 AT_R_RTOL = 1e-6  # same point, same formulas: numerical noise only (see module docstring)
@@ -73,7 +73,7 @@ def assert_ftable(ours: pd.DataFrame, ref: pd.DataFrame, rtol: float) -> None:
 
 
 NAMES = ["anova_soybean", "anova_nepal", "anova_nepal_int", "anova_nepal_ff",
-         "anova_sleep_slope", "anova_sleep_indep"]
+         "anova_nepal_single", "anova_sleep_slope", "anova_sleep_indep"]
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -90,6 +90,18 @@ def test_type3_at_r_estimates(name, key, ddf):
     m, fx = parity_fit(name)
     tab = anova_type3(m, ddf=ddf, at=(fx["theta"], fx["sigma"]))
     assert_ftable(tab, r_table(fx[key]), AT_R_RTOL)
+
+
+@pytest.mark.parametrize("key, kind, ddf", [("type2", 2, "Satterthwaite"), ("type1", "I", "S"),
+                                            ("type2_kr", "II", "Kenward-Roger")])
+@pytest.mark.parametrize("name", NAMES)
+def test_types_1_and_2_at_r_estimates(name, key, kind, ddf):
+    m, fx = parity_fit(name)
+    if ddf == "S":
+        ddf = "satterthwaite"
+    tab = anova_fixed(m, type=kind, ddf=ddf, at=(fx["theta"], fx["sigma"]))
+    assert_ftable(tab, r_table(fx[key]), AT_R_RTOL)
+    assert tab.heading[0].startswith(f"Type {'I' if kind == 'I' else 'II'} Analysis")
 
 
 @pytest.mark.parametrize("key, ddf", [("satterthwaite", "Satterthwaite"),
@@ -346,6 +358,8 @@ def test_influence_padded_with_na_exclude():
     (lambda m: anova_type3(m, at=([1.0], 2.0)), "3 finite theta"),
     (lambda m: anova_type3(m, at=(m.theta, -1.0)), "sigma > 0"),
     (lambda m: anova_type3(m, at=5), "pair"),
+    (lambda m: lmmlib.anova(m, type=4), "type must be one of"),
+    (lambda m: anova_fixed(m, type=True), "type must be one of"),
 ])
 def test_bad_arguments(call, match):
     m, _ = influence_fit("influence_sleepstudy")

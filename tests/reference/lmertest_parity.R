@@ -57,6 +57,8 @@ anova_models <- list(
   list("anova_nepal_int", "arm ~ age * bf + sex + (1|id)", "nepal"),
   # factor by factor: bf and fsex are both contained in bf:fsex
   list("anova_nepal_ff", "arm ~ bf * fsex + age + (1|id)", "nepal"),
+  # a single term: lmerTest's Type III uses its Type I contrasts
+  list("anova_nepal_single", "arm ~ bf + (1|id)", "nepal"),
   # correlated and uncorrelated random slopes: KR's covariance parameters per term
   list("anova_sleep_slope", "Reaction ~ Days + I(Days^2) + (Days|Subject)", "sleepstudy"),
   list("anova_sleep_indep", "Reaction ~ Days + I(Days^2) + (Days||Subject)", "sleepstudy")
@@ -79,6 +81,9 @@ for (spec in anova_models) {
   out$objective <- -2 * as.numeric(logLik(m))  # the REML criterion
   out$satterthwaite <- table_fields(anova(m, type = "III"))
   out$kenward_roger <- table_fields(anova(m, type = "III", ddf = "Kenward-Roger"))
+  out$type2 <- table_fields(anova(m, type = "II"))
+  out$type1 <- table_fields(anova(m, type = "I"))
+  out$type2_kr <- table_fields(anova(m, type = "II", ddf = "Kenward-Roger"))
   out$drop1_f <- table_fields(drop1(m))
   kr_coef <- coef(summary(m, ddf = "Kenward-Roger"))
   out$coef_kr <- list(names = I(rownames(kr_coef)),
