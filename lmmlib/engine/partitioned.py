@@ -64,7 +64,8 @@ class PartitionedDesign(Design):
     """
 
     n_obs: int = 0
-    nparts: int = field(default=0)
+    nparts: int = 0
+    group_values: dict = field(default_factory=dict, repr=False)
 
     @property
     def nobs(self) -> int:
@@ -139,9 +140,9 @@ def partition_levels(part: pd.DataFrame, rule: CleanRule) -> dict:
         if kinds[c] != "numeric" or c in rule.grouping:
             if kinds[c] in ("categorical", "ordered"):
                 categories[c] = tuple(col.cat.categories)
-                levels[c] = set(col.cat.categories[np.unique(col.cat.codes[col.cat.codes >= 0])])
+                levels[c] = np.asarray(col.cat.categories[np.unique(col.cat.codes)])
             else:
-                levels[c] = set(pd.unique(col.to_numpy()))
+                levels[c] = pd.unique(col.to_numpy())
     info.update(kinds=kinds, levels=levels, categories=categories, used=len(y),
                 ymin=float(y.min()) if len(y) else np.inf,
                 ymax=float(y.max()) if len(y) else -np.inf)
@@ -151,8 +152,7 @@ def partition_levels(part: pd.DataFrame, rule: CleanRule) -> dict:
 def combine_levels(*parts: dict) -> dict:
     """Merge pass-1 summaries (an associative reduction)."""
     out = parts[0]
-    out = {**out, "missing": dict(out["missing"]), "levels": {k: set(v) for k, v in
-                                                               out["levels"].items()},
+    out = {**out, "missing": dict(out["missing"]), "levels": dict(out["levels"]),
            "categories": dict(out["categories"]),
            "kinds": {k: {v} if isinstance(v, str) else set(v) for k, v in out["kinds"].items()}}
     for p in parts[1:]:
@@ -161,7 +161,8 @@ def combine_levels(*parts: dict) -> dict:
         for c, v in p["missing"].items():
             out["missing"][c] = out["missing"].get(c, 0) + v
         for c, v in p["levels"].items():
-            out["levels"].setdefault(c, set()).update(v)
+            old = out["levels"].get(c)
+            out["levels"][c] = v if old is None else pd.unique(np.concatenate([old, v]))
         for c, v in p["kinds"].items():
             out["kinds"].setdefault(c, set()).update({v} if isinstance(v, str) else v)
         for c, v in p["categories"].items():
@@ -241,11 +242,12 @@ def report_dropped(summary: dict, rule: CleanRule) -> None:
 _STATEFUL = "stateful transforms such as scale() or poly() learn from all rows"
 
 
-def _sorted_levels(name: str, values: set, categories: tuple | None) -> np.ndarray:
+def _sorted_levels(name: str, values: np.ndarray, categories: tuple | None) -> np.ndarray:
     if categories is not None:
-        return np.asarray([c for c in categories if c in values], dtype=object)
+        seen = set(values.tolist())
+        return np.asarray([c for c in categories if c in seen], dtype=object)
     try:
-        return np.asarray(pd.Index(list(values)).sort_values())
+        return np.asarray(pd.Index(values).sort_values())
     except TypeError as exc:
         raise DataError(f"column {name!r} mixes values of different types that cannot be "
                         "ordered; convert it to one type") from exc
@@ -332,6 +334,22 @@ def make_rule(parsed: ParsedFormula, columns: Any, na_action: str) -> CleanRule:
     return CleanRule(names, grouping, parsed.response, na_action)
 
 
+def _group_values(template: pd.DataFrame, blocks: list[Block]) -> dict[str, pd.Index]:
+    """The raw values of each grouping factor's levels, in level order (a fast lookup).
+
+    Codes of a partition's values are then found by value, not through their
+    labels; only plain numeric and string values are looked up this way.
+    """
+    out = {}
+    for b in blocks:
+        col = template[b.factor]
+        if isinstance(col.dtype, pd.CategoricalDtype) or pd.api.types.is_bool_dtype(col):
+            continue
+        first = np.unique(b.codes, return_index=True)[1]  # a template row of every level
+        out[b.factor] = pd.Index(col.to_numpy()[first])
+    return out
+
+
 def template_design(parsed: ParsedFormula, summary: dict, rule: CleanRule,
                     nparts: int) -> PartitionedDesign:
     """The design of all rows, built on the template frame (see the module notes).
@@ -351,6 +369,7 @@ def template_design(parsed: ParsedFormula, summary: dict, rule: CleanRule,
                    b.colnames) for b in blocks]
     design = PartitionedDesign(parsed, template.iloc[:0], np.zeros(0), np.zeros((0, X.shape[1])),
                                tuple(names), tuple(empty), tuple(reterms), spec, specs, (),
-                               None, n_obs=int(summary["used"]), nparts=nparts)
+                               None, n_obs=int(summary["used"]), nparts=nparts,
+                               group_values=_group_values(template, blocks))
     _check_sizes(design, design.n_obs)
     return design

@@ -48,10 +48,15 @@ __all__ = ["PartitionedPLS", "combine_products", "linear_predictor", "partition_
            "sum_products"]
 
 
-def _codes(block: Block, col: pd.Series) -> np.ndarray:
+def _codes(design: PartitionedDesign, block: Block, col: pd.Series) -> np.ndarray:
     """Codes of a partition's grouping values among the fit's levels."""
     local, uniques = pd.factorize(col)
-    where = block.levels.get_indexer(level_labels(np.asarray(uniques)))
+    values = design.group_values.get(block.factor)
+    where = None
+    if values is not None and np.asarray(uniques).dtype.kind in "iufO":
+        where = values.get_indexer(np.asarray(uniques))
+    if where is None or (where < 0).any():  # by label: 1, 1.0 and "1" are one level
+        where = block.levels.get_indexer(level_labels(np.asarray(uniques)))
     if (where < 0).any():  # cannot happen: pass 1 saw every value
         raise DataError(f"grouping column {block.factor!r} changed between passes over the data")
     return where[local].astype(np.int64)
@@ -94,7 +99,8 @@ def linear_predictor(frame: pd.DataFrame, design: PartitionedDesign, beta: np.nd
     frame = _aligned(frame, design)
     eta = _matrix(design.fixed_spec, frame)[:, keep] @ beta
     for b, eff in zip(design.blocks, effects, strict=True):
-        eta += np.einsum("ij,ij->i", _covariates(design, b, frame), eff[_codes(b, frame[b.factor])])
+        codes = _codes(design, b, frame[b.factor])
+        eta += np.einsum("ij,ij->i", _covariates(design, b, frame), eff[codes])
     return eta
 
 
@@ -107,7 +113,7 @@ def partition_products(part: pd.DataFrame, rule: CleanRule, design: PartitionedD
     frame = _aligned(frame, design)
     X = _matrix(design.fixed_spec, frame)
     Xy = np.column_stack([X, y])
-    blocks = [Block(b.factor, b.levels, _codes(b, frame[b.factor]),
+    blocks = [Block(b.factor, b.levels, _codes(design, b, frame[b.factor]),
                     _covariates(design, b, frame), b.template, b.colnames)
               for b in design.blocks]
     b_k = np.linalg.lstsq(X, y, rcond=None)[0]
