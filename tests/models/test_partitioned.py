@@ -235,3 +235,25 @@ def test_local_cluster_fit_equals_pandas():
             distributed.Client(cluster):
         m = lmer_partitioned(formula, dd.from_pandas(df, npartitions=4))
     _assert_same_fit(m, m0)
+
+
+def test_response_expression_drops_undefined_rows_as_pandas():
+    df = _crossed(300)
+    df["w"] = df["y"] - 1000  # about half the rows <= 0: log(w) undefined there
+    formula = "log(w + 3) ~ x + (1 | a)"
+    with warnings.catch_warnings(record=True) as rec0:
+        warnings.simplefilter("always")
+        m0 = lmmlib.lmer(formula, df)
+    with pytest.warns(DataWarning, match="not finite") as rec:
+        m = lmer_partitioned(formula, dd.from_pandas(df, npartitions=3))
+    assert [str(w.message) for w in rec if "finite" in str(w.message)] == \
+        [str(w.message) for w in rec0 if "finite" in str(w.message)]
+    assert m.nobs == m0.nobs < 300
+    _assert_same_fit(m, m0)
+
+
+def test_progress_bar_reports_both_passes(capsys):
+    df = _crossed(100)
+    lmer_partitioned("y ~ x + (1 | a)", dd.from_pandas(df, npartitions=2), progress=True)
+    out = capsys.readouterr().out
+    assert out.count("100% Completed") == PASSES  # dask's ProgressBar ends each pass at 100%
