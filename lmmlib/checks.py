@@ -389,3 +389,22 @@ def as_values(value: Any, label: str, where: str) -> np.ndarray:
     if arr.size == 0:
         raise ArgumentError(f"{label} returned no values {where}; it must return {_EXPECTED}")
     return np.atleast_1d(arr.astype(float)).ravel()
+
+
+def unweighted(model: Any, what: str) -> Any:
+    """``model`` itself if it has no prior weights and no offset (``what`` needs neither).
+
+    Examples
+    --------
+    >>> class Fit:
+    ...     class design:
+    ...         weights = None
+    ...         offset = None
+    >>> unweighted(Fit, "exact_rlrt") is Fit
+    True
+    """
+    design = getattr(model, "design", None)
+    if getattr(design, "weights", None) is not None or getattr(design, "offset", None) is not None:
+        raise ArgumentError(f"{what} is not available for a model with prior weights or an "
+                            "offset; fit it without them to use it")
+    return model

@@ -46,6 +46,9 @@ class Design:
     term_specs: dict[str, Any]
     dropped: tuple[str, ...] = ()
     exclusion: Exclusion | None = None
+    weights: np.ndarray | None = None  # prior weights (residual variance σ²/wᵢ), lmer's
+    offset: np.ndarray | None = None  # a known part of the linear predictor
+    offset_name: str | None = None  # its column, read again from new data
 
     def pad(self, values: Any, name: str | None = None) -> pd.Series:
         """Per-observation values as a Series over the fit's rows.
@@ -252,6 +255,33 @@ def newdata_frame(design: Design, newdata: Any) -> pd.DataFrame:
     used = [c for c in design.frame.columns if c in frame.columns]
     grouping = {f for t in design.formula.random for f in t.factors}
     return normalise_columns(frame.loc[:, used], grouping) if used else frame
+
+
+def newdata_offset(offset: np.ndarray | None, name: str | None, newdata: Any,
+                   frame: pd.DataFrame) -> np.ndarray | float:
+    """The offset of a fit for rows of new data: its column, as R evaluates it in newdata.
+
+    ``offset`` is the fit's (``None`` or all zero: no offset) and ``name`` its
+    column, if it was given as one.
+
+    Raises
+    ------
+    DataError
+        If the fit's offset was given as numbers, or newdata lacks its column or
+        has non-finite values there.
+    """
+    if offset is None or not np.any(offset):
+        return 0.0
+    if name is None:
+        raise DataError("this model has an offset given as numbers: refit with the offset as "
+                        "a column name (offset='...') to predict on new data")
+    data = as_frame(newdata)
+    if name not in data.columns:
+        raise DataError(f"newdata has no offset column {name!r}")
+    values = pd.to_numeric(data.loc[frame.index, name], errors="coerce").to_numpy(float)
+    if not np.all(np.isfinite(values)):
+        raise DataError(f"offset column {name!r} of newdata must be finite")
+    return values
 
 
 def fixed_rows(design: Design, frame: pd.DataFrame) -> np.ndarray:

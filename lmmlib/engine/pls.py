@@ -109,9 +109,10 @@ class PLS:
     y : ndarray, optional
         A response to use instead of the design's (same X and Z).
     weights : ndarray, optional
-        Positive prior weights, one per observation.
+        Positive prior weights, one per observation (default: the design's).
     offset : ndarray, optional
-        A known part of the linear predictor, one value per observation.
+        A known part of the linear predictor, one value per observation
+        (default: the design's).
 
     Examples
     --------
@@ -139,6 +140,8 @@ class PLS:
             self._base_coupling = make_coupling(self.pattern.coupling_matrix(None), self.k0,
                                                 self.q0)
         self._xpinv = None
+        offset = design.offset if offset is None else offset
+        weights = design.weights if weights is None else weights
         self.offset = (np.zeros(self.n) if offset is None
                        else _obs_vector(offset, self.n, "offset", positive=False))
         w = None if weights is None else _obs_vector(weights, self.n, "weights", positive=True)

@@ -19,7 +19,7 @@ import pandas as pd
 from ..checks import as_choice
 from ..errors import ArgumentError, DataError
 
-__all__ = ["NA_ACTIONS", "Exclusion", "as_na_action", "subset_mask"]
+__all__ = ["row_values", "NA_ACTIONS", "Exclusion", "as_na_action", "subset_mask"]
 
 #: Values of ``na_action``, as R's ``na.omit``, ``na.fail`` and ``na.exclude``.
 NA_ACTIONS = ("omit", "fail", "exclude")
@@ -121,3 +121,31 @@ def subset_mask(data: pd.DataFrame, subset: Any) -> np.ndarray | None:
     if not mask.any():
         raise DataError("subset selects no rows of the data")
     return mask
+
+
+def row_values(values: Any, data: pd.DataFrame, frame: pd.DataFrame, what: str) -> np.ndarray:
+    """One number per row of the model frame: a column name of ``data`` or an array.
+
+    For prior weights and offsets: a column is read at the model frame's rows, an
+    array (one value per row of ``data``) is aligned to them.
+
+    Raises
+    ------
+    DataError
+        For an unknown column, an array of the wrong length or non-finite values,
+        naming ``what``.
+    """
+    if isinstance(values, str):
+        if values not in data.columns:
+            raise DataError(f"{what} column {values!r} is not in the data")
+        out = pd.to_numeric(data.loc[frame.index, values], errors="coerce").to_numpy(float)
+        label = f"{what} column {values!r}"
+    else:
+        out = np.asarray(values, dtype=float).ravel()
+        if out.size != len(data):
+            raise DataError(f"{what} has {out.size} values for {len(data)} rows of data")
+        out = out[data.index.get_indexer(frame.index)]
+        label = what
+    if not np.all(np.isfinite(out)):
+        raise DataError(f"{label} must be finite")
+    return out

@@ -56,7 +56,9 @@ def block_draws(block: Block, theta: np.ndarray, sigma: float, nsim: int,
 
 def simulate_responses(X: np.ndarray, blocks: tuple[Block, ...], sol: PLSSolution,
                        sigma: float, nsim: int, rng: np.random.Generator,
-                       conditional_mean: np.ndarray | None = None) -> np.ndarray:
+                       conditional_mean: np.ndarray | None = None,
+                       offset: np.ndarray | None = None,
+                       weights: np.ndarray | None = None) -> np.ndarray:
     """Draw ``nsim`` response vectors.
 
     Parameters
@@ -70,6 +72,8 @@ def simulate_responses(X: np.ndarray, blocks: tuple[Block, ...], sol: PLSSolutio
     conditional_mean : ndarray, optional
         When given (the fitted values Xβ̂ + Zb̂), simulate conditionally on the
         BLUPs: only new residuals are drawn.
+    offset, weights : ndarray, optional
+        A known part of the mean, and prior weights (residual SD σ/√wᵢ).
 
     Returns
     -------
@@ -80,7 +84,9 @@ def simulate_responses(X: np.ndarray, blocks: tuple[Block, ...], sol: PLSSolutio
     if conditional_mean is not None:
         mean = np.broadcast_to(conditional_mean, (nsim, n))
     else:
-        mean = np.broadcast_to(X @ sol.beta, (nsim, n)).copy()
+        fixed = X @ sol.beta if offset is None else offset + X @ sol.beta
+        mean = np.broadcast_to(fixed, (nsim, n)).copy()
         for block in blocks:
             mean += block_draws(block, sol.theta, sigma, nsim, rng)
-    return mean + sigma * rng.standard_normal((nsim, n))
+    scale = sigma if weights is None else sigma / np.sqrt(weights)
+    return mean + scale * rng.standard_normal((nsim, n))

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ..engine.formula import parse_formula
+from ..engine.rows import row_values
 from ..errors import ArgumentError, DataError, FormulaError
 from .laplace import GlmmProblem
 
@@ -86,24 +87,6 @@ def cbind_response(formula: str, data: pd.DataFrame, weights: Any, na_action: st
     prop[~present] = np.nan
     out = data.assign(**{CBIND_COLUMN: prop})
     return f"{CBIND_COLUMN} ~{match['rhs']}", out, np.where(present, n, 0.0)
-
-
-def row_values(values: Any, data: pd.DataFrame, frame: pd.DataFrame, what: str) -> np.ndarray:
-    """One number per row of the model frame: a column name of ``data`` or an array."""
-    if isinstance(values, str):
-        if values not in data.columns:
-            raise DataError(f"{what} column {values!r} is not in the data")
-        out = pd.to_numeric(data.loc[frame.index, values], errors="coerce").to_numpy(float)
-        label = f"{what} column {values!r}"
-    else:
-        out = np.asarray(values, dtype=float).ravel()
-        if out.size != len(data):
-            raise DataError(f"{what} has {out.size} values for {len(data)} rows of data")
-        out = out[data.index.get_indexer(frame.index)]
-        label = what
-    if not np.all(np.isfinite(out)):
-        raise DataError(f"{label} must be finite")
-    return out
 
 
 def prior_weights(weights: Any, data: pd.DataFrame, frame: pd.DataFrame) -> np.ndarray:

@@ -11,13 +11,12 @@ import pandas as pd
 import scipy.stats
 
 from ..checks import as_bool, as_choice, as_count, as_level
-from ..engine.design import fixed_rows, newdata_frame
+from ..engine.design import fixed_rows, newdata_frame, newdata_offset
 from ..engine.differences import richardson_jacobian
-from ..engine.frame import as_frame
 from ..engine.optimize import optinfo
 from ..engine.simulate import as_generator, block_draws
 from ..engine.varcomp import VarPars, varcorr_frame
-from ..errors import ConvergenceWarning, DataError, LmmlibWarning
+from ..errors import ConvergenceWarning, LmmlibWarning
 from ..inference.bootstrap import bootstrap
 from ..inference.confint import percent_labels, profile_intervals
 from ..inference.profile import profile
@@ -390,27 +389,13 @@ class GeneralizedLinearMixedModel(GeneralizedMixedFit, RandomEffectsMixin, Infor
         else:
             frame = newdata_frame(self.design, newdata)
             index = frame.index
-            eta = self._newdata_offset(newdata, frame) + fixed_rows(self.design, frame) @ mode.beta
+            offset = newdata_offset(self.fit.problem.offset, self.fit.offset_name, newdata,
+                                    frame)
+            eta = offset + fixed_rows(self.design, frame) @ mode.beta
             if re:
                 eta = eta + self._zb(frame, known=False, allow_new_levels=allow_new_levels)
         out = eta if type == "link" else self.family.linkinv(eta)
         return pd.Series(out, index=index, name="predicted")
-
-    def _newdata_offset(self, newdata: Any, frame: pd.DataFrame) -> np.ndarray | float:
-        """The offset for rows of new data: its column, as lme4 evaluates it in newdata."""
-        if not np.any(self.fit.problem.offset):
-            return 0.0
-        name = self.fit.offset_name
-        if name is None:
-            raise DataError("this model has an offset given as numbers: refit with the offset as "
-                            "a column name (offset='...') to predict on new data")
-        data = as_frame(newdata)
-        if name not in data.columns:
-            raise DataError(f"newdata has no offset column {name!r}")
-        values = pd.to_numeric(data.loc[frame.index, name], errors="coerce").to_numpy(float)
-        if not np.all(np.isfinite(values)):
-            raise DataError(f"offset column {name!r} of newdata must be finite")
-        return values
 
     def simulate(self, nsim: int = 1, rng: np.random.Generator | int | None = None,
                  use_u: bool = False) -> np.ndarray:

@@ -41,6 +41,8 @@ def supports_batch(model) -> bool:
     """Whether ``model`` is an ``lmer`` fit with a single scalar random-effects term."""
     if not isinstance(model, LinearMixedFit):
         return False
+    if model.design.weights is not None or model.design.offset is not None:
+        return False  # the vectorised refits solve the unweighted problem
     blocks = model.design.blocks
     return len(blocks) == 1 and blocks[0].q == 1
 

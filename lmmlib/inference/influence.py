@@ -24,7 +24,7 @@ import scipy.linalg
 import scipy.sparse as sp
 import scipy.sparse.linalg
 
-from ..checks import as_instance
+from ..checks import as_instance, unweighted
 from ..kinds import LinearMixedFit
 from .kenward_roger import lambda_z
 
@@ -86,6 +86,7 @@ def hatvalues(model: Any) -> pd.Series:
     >>> bool(2 < h.sum() < 2 + 48)
     True
     """
+    unweighted(model, "hatvalues")
     as_instance(model, "model", LinearMixedFit, "a mixed model fitted by lmmlib.lmer")
     _, U = lambda_z(model.design, model.theta)
     return model.design.pad(_hat_diagonal(U, model.design.X), "hat")
@@ -112,6 +113,7 @@ def cooks_distance(model: Any) -> pd.Series:
     >>> bool(cooks_distance(m).idxmax() in m.model_frame.index)
     True
     """
+    unweighted(model, "cooks_distance")
     as_instance(model, "model", LinearMixedFit, "a mixed model fitted by lmmlib.lmer")
     design = model.design
     _, U = lambda_z(design, model.theta)

@@ -36,7 +36,7 @@ import scipy.linalg
 import scipy.sparse as sp
 from scipy import stats
 
-from ..checks import as_instance
+from ..checks import as_instance, unweighted
 from ..engine.design import Design
 from ..engine.pls import z_matrix
 from ..errors import ArgumentError
@@ -114,6 +114,9 @@ def kr_parts(design: Design, theta: np.ndarray, sigma: float) -> KRParts:
     -------
     KRParts
     """
+    if design.weights is not None:
+        raise ArgumentError("Kenward-Roger is not available for a model with prior weights; "
+                            "use ddf='Satterthwaite'")
     X = design.X
     n, p = X.shape
     s2 = float(sigma) ** 2
@@ -246,6 +249,7 @@ def kr_coef_table(model: Any) -> pd.DataFrame:
     >>> kr_coef_table(m)["df"].round(1).tolist()  # lmerTest: 58.55889, 383
     [58.6, 383.0]
     """
+    unweighted(model, "Kenward-Roger")
     as_instance(model, "model", LinearMixedFit, "a mixed model fitted by lmmlib.lmer")
     if not model.reml:
         raise ArgumentError("Kenward-Roger's method is only available for REML fits "

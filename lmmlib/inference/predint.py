@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..checks import as_bool, as_instance, as_level, as_n_jobs, as_optional_bool
+from ..checks import as_bool, as_instance, as_level, as_n_jobs, as_optional_bool, unweighted
 from ..engine.design import block_covariates, fixed_rows
 from ..engine.frame import as_frame
 from ..engine.threads import blas_threads
@@ -214,6 +214,7 @@ def prediction_interval(model: LinearMixedFit, newdata: Any = None, group: Any =
     DataError
         For ``newdata`` without rows or a ``group`` the model does not know.
     """
+    unweighted(model, "prediction_interval")
     as_instance(model, "model", LinearMixedFit,
                 "a mixed model fitted by lmmlib.lmer (prediction_interval needs random effects)")
     nsim, seed = check_replicates(nsim), root_seed(rng)

@@ -29,7 +29,7 @@ from typing import Literal
 import numpy as np
 import scipy.sparse as sp
 
-from ..checks import as_choice, as_count, as_float, describe
+from ..checks import as_choice, as_count, as_float, describe, unweighted
 from ..engine.pls import z_matrix
 from ..engine.simulate import as_generator
 from ..engine.threads import blas_threads
@@ -390,6 +390,7 @@ def exact_rlrt(m: LinearMixedFit, nsim: int = 10_000,
     Also, at most n − p eigenvalues are used: RLRsim keeps min(n, K) of them,
     which adds spurious χ²₁ terms when K > n − p.
     """
+    unweighted(m, "exact_rlrt")
     term = _scalar_term(m, "m")
     nsim = as_count(nsim, "nsim")
     rng = as_generator(rng)

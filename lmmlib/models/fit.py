@@ -3,24 +3,28 @@
 from __future__ import annotations
 
 import warnings
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
 from ..checks import as_bool, as_instance
 from ..engine.control import LmerControl
-from ..engine.design import build_design
+from ..engine.design import Design, build_design
 from ..engine.fitting import fit_theta, start_theta, theta_labels
+from ..engine.frame import as_frame
 from ..engine.pls import PLS
-from ..errors import SingularFitWarning
+from ..engine.rows import row_values
+from ..errors import DataError, SingularFitWarning
 from .exclude import ExcludedLinearMixedModel
 from .lmm import LinearMixedModel, fit_design
 
 __all__ = ["fit_design", "lmer", "refit", "start_theta", "theta_labels"]
 
 
-def lmer(formula: str, data: Any, reml: bool = True, *, subset: Any = None,
-         na_action: str = "omit", start: np.ndarray | None = None,
+def lmer(formula: str, data: Any, reml: bool = True, *, weights: Any = None,
+         offset: Any = None, subset: Any = None, na_action: str = "omit",
+         start: np.ndarray | None = None,
          control: LmerControl | None = None) -> LinearMixedModel:
     """Fit a linear mixed model with lme4's formula syntax.
 
@@ -40,6 +44,14 @@ def lmer(formula: str, data: Any, reml: bool = True, *, subset: Any = None,
     reml : bool
         Restricted maximum likelihood (default, as lme4) or maximum likelihood.
         Must be a real boolean: ``reml="FALSE"`` is an error, not a REML fit.
+    weights : str or array_like, optional
+        Prior weights, as lme4's ``weights``: observation i has residual
+        variance σ²/wᵢ (a column of ``data`` or one positive value per row).
+        The criterion includes −Σ log wᵢ, as lme4's.
+    offset : str or array_like, optional
+        A known part of the linear predictor, as lme4's ``offset`` (a column
+        of ``data`` or one value per row); fitted values and predictions
+        include it, ``predict(newdata)`` reads the column from newdata.
     subset : array_like, Series or str, optional
         The rows to fit, as R's ``subset``: a boolean mask (one value per row; a
         Series is aligned by index) or a condition on the columns such as
@@ -99,6 +111,7 @@ def lmer(formula: str, data: Any, reml: bool = True, *, subset: Any = None,
     control = as_instance(LmerControl() if control is None else control, "control",
                           LmerControl, "an lmmlib.LmerControl")
     design = build_design(formula, data, subset=subset, na_action=na_action)
+    design = with_weights_offset(design, as_frame(data), weights, offset)
     theta0 = None if start is None else start_theta(design, start)
     pls = PLS(design)
     opt = fit_theta(pls, reml, theta0, control=control)
@@ -109,6 +122,22 @@ def lmer(formula: str, data: Any, reml: bool = True, *, subset: Any = None,
                       "or a correlation as +-1; see model.varcorr", SingularFitWarning,
                       stacklevel=2)
     return model
+
+
+def with_weights_offset(design: Design, data: Any, weights: Any, offset: Any) -> Design:
+    """The design with lmer's prior weights and offset for its rows (checked)."""
+    if weights is None and offset is None:
+        return design
+    w = o = None
+    if weights is not None:
+        w = row_values(weights, data, design.frame, "weights")
+        if np.any(w <= 0):
+            label = f"weights column {weights!r}" if isinstance(weights, str) else "weights"
+            raise DataError(f"{label} must be positive (residual variance sigma^2 / w)")
+    if offset is not None:
+        o = row_values(offset, data, design.frame, "offset")
+    return replace(design, weights=w, offset=o,
+                   offset_name=offset if isinstance(offset, str) else None)
 
 
 def refit(model: LinearMixedModel, y: np.ndarray) -> LinearMixedModel:

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ..checks import as_bool, as_count
-from ..engine.design import Design, fixed_rows, newdata_frame
+from ..engine.design import Design, fixed_rows, newdata_frame, newdata_offset
 from ..engine.fitting import fit_theta, response_like, warm_start
 from ..engine.optimize import OptSummary, optinfo
 from ..engine.pls import PLS, PLSSolution
@@ -95,12 +95,13 @@ class LinearMixedModel(LinearMixedFit, RandomEffectsMixin, InformationCriteria, 
         a practically free Λ = 10⁶ I: its residual sum of squares is then the
         least-squares residual of y on [X Z].
         """
-        y = self.design.y
-        spread = float(np.std(y))
+        y = self.design.y - self.pls.offset
+        w = np.ones_like(y) if self.design.weights is None else self.design.weights
+        spread = float(np.sqrt(np.average((y - np.average(y, weights=w)) ** 2, weights=w)))
         if self.sigma > SUSPECT_SIGMA * spread:
             return
         free = self.pls.solve(self.design.theta0() * FREE_SCALE)
-        if free.r2 > EXACT_FIT_TOL * float(np.sum((y - y.mean()) ** 2)):
+        if free.r2 > EXACT_FIT_TOL * float(np.sum(w * (y - np.average(y, weights=w)) ** 2)):
             return
         factors = ", ".join(repr(b.factor) for b in self.design.blocks)
         raise DataError(
@@ -213,8 +214,9 @@ class LinearMixedModel(LinearMixedFit, RandomEffectsMixin, InformationCriteria, 
     # -- fitted values and prediction --------------------------------------
     @cached_copy
     def fitted(self) -> pd.Series:
-        """Fitted values X β̂ + Z b̂."""
-        mu = self.design.X @ self._sol.beta + self._zb(self.design.frame, known=True)
+        """Fitted values o + X β̂ + Z b̂ (o the offset, if any)."""
+        mu = (self.pls.offset + self.design.X @ self._sol.beta
+              + self._zb(self.design.frame, known=True))
         return pd.Series(mu, index=self.design.frame.index, name="fitted")
 
     @property
@@ -261,9 +263,10 @@ class LinearMixedModel(LinearMixedFit, RandomEffectsMixin, InformationCriteria, 
         re = as_bool(re, "re")
         if newdata is None:
             return self.fitted.copy() if re else pd.Series(
-                self.design.X @ self._sol.beta, index=self.design.frame.index)
+                self.pls.offset + self.design.X @ self._sol.beta, index=self.design.frame.index)
         frame = newdata_frame(self.design, newdata)
-        eta = fixed_rows(self.design, frame) @ self._sol.beta
+        offset = newdata_offset(self.design.offset, self.design.offset_name, newdata, frame)
+        eta = offset + fixed_rows(self.design, frame) @ self._sol.beta
         if re:
             eta = eta + self._zb(frame, known=False, allow_new_levels=allow_new_levels)
         return pd.Series(eta, index=frame.index, name="predicted")
@@ -290,7 +293,8 @@ class LinearMixedModel(LinearMixedFit, RandomEffectsMixin, InformationCriteria, 
         nsim = as_count(nsim, "nsim")
         cond = self.fitted.to_numpy() if as_bool(use_u, "use_u") else None
         return simulate_responses(self.design.X, self.design.blocks, self._sol, self.sigma,
-                                  nsim, as_generator(rng), cond)
+                                  nsim, as_generator(rng), cond, self.pls.offset,
+                                  self.design.weights)
 
     def refit(self, y: np.ndarray) -> LinearMixedModel:
         """Fit the same model to a new response (design reused, warm-started at θ̂).

@@ -174,6 +174,13 @@ def update(model: Any, formula: str | None = None, data: Any = None, reml: bool 
                             "write its terms out to update it")
     new = model.formula if formula is None else update_formula(model.formula, formula)
     frame = model.design.frame if data is None else data
+    design = model.design
+    for arg in ("weights", "offset"):
+        if getattr(design, arg, None) is not None and arg not in kwargs:
+            if data is not None:
+                raise ArgumentError(f"update: the model was fitted with {arg}; pass {arg}= "
+                                    "again for the new data")
+            kwargs[arg] = getattr(design, arg)  # the model frame's rows, in order
     if isinstance(model, LinearMixedFit):
         reml = model.reml if reml is None else as_bool(reml, "reml")
         fit, fixed = lmer, {"reml": reml}

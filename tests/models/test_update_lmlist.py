@@ -85,8 +85,8 @@ def test_update_needs_data_for_new_columns(fm1, sleep):
 
 
 def test_update_arguments(fm1, sleep):
-    with pytest.raises(ArgumentError, match="lmer takes no argument.*'weights'"):
-        lmmlib.update(fm1, weights=np.ones(180))
+    with pytest.raises(ArgumentError, match="lmer takes no argument.*'family'"):
+        lmmlib.update(fm1, family="poisson")
     with pytest.raises(ArgumentError, match="formula must be a string"):
         lmmlib.update(fm1, 3)
     with pytest.raises(ArgumentError, match="glmer fits cannot be updated"):
