@@ -174,8 +174,12 @@ def combine_levels(*parts: dict) -> dict:
     return out
 
 
-def tree_reduce(delayed_parts: list, combine: Any, split_every: int = 8) -> Any:
-    """Combine a list of Dask delayed values by a tree of ``combine`` calls."""
+def tree_reduce(delayed_parts: list, combine: Any, split_every: int = 4) -> Any:
+    """Combine a list of Dask delayed values by a tree of ``combine`` calls.
+
+    A small ``split_every`` keeps few partitions' summaries in memory at once
+    (each holds arrays over the levels of the first grouping factor).
+    """
     import dask
 
     parts = list(delayed_parts)

@@ -58,6 +58,11 @@ def _per_row(name: str, instead: str) -> DataError:
                      f"Dask DataFrame; use {instead}")
 
 
+def _no_kr(ddf: Any) -> None:
+    if isinstance(ddf, str) and ddf.lower() in ("kenward-roger", "kr"):
+        raise _per_row("Kenward-Roger's df", "ddf='Satterthwaite'")
+
+
 def _partition_values(part: pd.DataFrame, model: PartitionedLinearMixedModel,
                       residual: bool) -> pd.Series:
     frame, y, _ = clean_partition(part, model.rule)
@@ -167,6 +172,31 @@ class PartitionedLinearMixedModel(LinearMixedModel):
     def cooks_distance(self) -> pd.Series:
         """Not available: Cook's distances have one value per row."""
         raise _per_row("cooks_distance()", "an in-memory fit")
+
+    def profile(self, **kwargs: Any) -> pd.DataFrame:
+        """Not available: profiling refits modified designs, which need the rows."""
+        raise _per_row("profile()", "confint(method='wald') or varpar_se()")
+
+    def confint(self, method: str = "profile", level: float = 0.95, **kwargs: Any) -> pd.DataFrame:
+        """Wald intervals; profile and bootstrap intervals need the rows (an error)."""
+        if isinstance(method, str) and method.lower() in ("profile", "boot"):
+            raise _per_row(f"confint(method={method!r})", "confint(method='wald')")
+        return super().confint(method=method, level=level, **kwargs)
+
+    def coef_table(self, ddf: str = "satterthwaite") -> pd.DataFrame:
+        """Fixed-effects t-tests with Satterthwaite's df (Kenward-Roger's needs the rows)."""
+        _no_kr(ddf)
+        return super().coef_table(ddf=ddf)
+
+    def anova(self, type: Any = 3, ddf: str = "Satterthwaite") -> pd.DataFrame:
+        """F tests of the fixed terms with Satterthwaite's df (Kenward-Roger's needs the rows)."""
+        _no_kr(ddf)
+        return super().anova(type=type, ddf=ddf)
+
+    def drop1(self, test: str = "F", ddf: str = "Satterthwaite") -> pd.DataFrame:
+        """Single-term deletions with Satterthwaite's df (Kenward-Roger's needs the rows)."""
+        _no_kr(ddf)
+        return super().drop1(test=test, ddf=ddf)
 
     def summary(self) -> Any:
         """lme4-style summary, without the scaled residuals (they need every row)."""

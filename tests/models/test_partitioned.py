@@ -51,6 +51,8 @@ CASES = {
     "slope": ("weight ~ weeks + (weeks | id)", "pig"),
     "crossed": ("y ~ x + f + (1 | a) + (1 | b)", "crossed"),
     "crossed_slope": ("y ~ x + (x | a) + (1 | b)", "crossed"),
+    "crossed_slope_second": ("y ~ x + (1 | a) + (x | b)", "crossed"),
+    "no_fixed": ("I(y - 1000) ~ 0 + (1 | a) + (1 | b)", "crossed"),
 }
 
 
@@ -148,6 +150,13 @@ def test_per_row_results_raise_naming_the_alternative():
         m.refit(np.zeros(m.nobs))
     with pytest.raises(DataError, match="model.data"):
         _ = m.model_frame
+    with pytest.raises(DataError, match="wald"):
+        m.confint()
+    with pytest.raises(DataError, match="Satterthwaite"):
+        m.coef_table("kr")
+    with pytest.raises(DataError, match="Satterthwaite"):
+        m.anova(ddf="Kenward-Roger")
+    assert m.confint("wald").shape[0] == m.npar
     assert "Scaled residuals" not in str(m.summary())
     assert "REML criterion at convergence" in str(m.summary())
 
