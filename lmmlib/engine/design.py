@@ -10,8 +10,9 @@ goes, with a warning that names it.
 
 from __future__ import annotations
 
+import re
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -23,7 +24,7 @@ from .formula import ParsedFormula, expand_dot, parse_formula
 from .frame import as_frame, build_frame, normalise_columns, response_vector
 from .reterms import Block, ReTerm, build_blocks, new_level_codes
 from .rows import Exclusion
-from .terms import MatrixSpec, piece_matrix, state_rows
+from .terms import MatrixSpec, evaluate_piece, piece_matrix, state_rows
 
 __all__ = ["Design", "block_covariates", "block_rows", "build_design", "fixed_matrix",
            "fixed_rows"]
@@ -47,8 +48,16 @@ class Design:
     dropped: tuple[str, ...] = ()
     exclusion: Exclusion | None = None
     weights: np.ndarray | None = None  # prior weights (residual variance σ²/wᵢ), lmer's
-    offset: np.ndarray | None = None  # a known part of the linear predictor
-    offset_name: str | None = None  # its column, read again from new data
+    offset: np.ndarray | None = None  # a known part of the linear predictor (all its parts)
+    offset_terms: tuple[str, ...] = ()  # expressions that give it on new data
+    offset_numbers: bool = False  # part of it was given as numbers (not for new data)
+
+    def with_offset(self, values: np.ndarray, term: str | None) -> Design:
+        """The design with ``values`` added to its offset (``term`` evaluates them on new data)."""
+        total = values if self.offset is None else self.offset + values
+        terms = self.offset_terms if term is None else self.offset_terms + (term,)
+        return replace(self, offset=total, offset_terms=terms,
+                       offset_numbers=self.offset_numbers or term is None)
 
     def pad(self, values: Any, name: str | None = None) -> pd.Series:
         """Per-observation values as a Series over the fit's rows.
@@ -225,6 +234,7 @@ def build_design(formula: str | ParsedFormula, data: Any, *, require_random: boo
         )
     data = as_frame(data)
     parsed = expand_dot(parsed, data.columns)
+    parsed, offsets = split_offsets(parsed)
     mf = build_frame(parsed, data, subset, na_action)
     frame = mf.frame
     y = response_vector(frame, parsed.response)
@@ -243,8 +253,53 @@ def build_design(formula: str | ParsedFormula, data: Any, *, require_random: boo
     _check_scales(columns)
     if X.shape[1] >= len(y):
         raise DataError(f"{X.shape[1]} fixed effects for {len(y)} observations: too few data")
-    return Design(parsed, frame, y, X, names, tuple(blocks), tuple(reterms), spec, specs, dropped,
-                  mf.exclusion)
+    design = Design(parsed, frame, y, X, names, tuple(blocks), tuple(reterms), spec, specs,
+                    dropped, mf.exclusion)
+    for expr in offsets:  # R's offset(x) terms, on the model frame's rows of the data
+        design = design.with_offset(_offset_values(expr, data.loc[frame.index]), expr)
+    return design
+
+
+def split_offsets(parsed: ParsedFormula) -> tuple[ParsedFormula, list[str]]:
+    """The formula without its ``offset(expr)`` terms, and the expressions.
+
+    Examples
+    --------
+    >>> p, offs = split_offsets(parse_formula("y ~ x + offset(log(t)) + (1 | g)"))
+    >>> p.fixed, offs
+    ('x', ['log(t)'])
+    """
+    terms, offsets = [], []
+    for term in _split_plus(parsed.fixed):
+        m = re.fullmatch(r"\s*offset\s*\((.*)\)\s*", term, re.DOTALL)
+        if m:
+            offsets.append(m.group(1).strip())
+        else:
+            terms.append(term.strip())
+    if not offsets:
+        return parsed, []
+    return replace(parsed, fixed=" + ".join(terms) if terms else "1"), offsets
+
+
+def _split_plus(text: str) -> list[str]:
+    """``text`` split at its top-level ``+`` signs."""
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        depth += ch == "("
+        depth -= ch == ")"
+        if ch == "+" and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    return parts + [text[start:]]
+
+
+def _offset_values(expr: str, frame: pd.DataFrame) -> np.ndarray:
+    """offset(expr) evaluated on ``frame`` (finite, or a DataError naming the term)."""
+    values = evaluate_piece(expr, frame)
+    if not np.all(np.isfinite(values)):
+        raise DataError(f"offset({expr}) is missing or not finite for "
+                        f"{int(np.sum(~np.isfinite(values)))} of {values.size} rows")
+    return values
 
 
 def newdata_frame(design: Design, newdata: Any) -> pd.DataFrame:
@@ -257,31 +312,29 @@ def newdata_frame(design: Design, newdata: Any) -> pd.DataFrame:
     return normalise_columns(frame.loc[:, used], grouping) if used else frame
 
 
-def newdata_offset(offset: np.ndarray | None, name: str | None, newdata: Any,
-                   frame: pd.DataFrame) -> np.ndarray | float:
-    """The offset of a fit for rows of new data: its column, as R evaluates it in newdata.
-
-    ``offset`` is the fit's (``None`` or all zero: no offset) and ``name`` its
-    column, if it was given as one.
+def newdata_offset(design: Design, newdata: Any, frame: pd.DataFrame) -> np.ndarray | float:
+    """The offset of a fit for rows of new data, evaluated there as R evaluates it.
 
     Raises
     ------
     DataError
-        If the fit's offset was given as numbers, or newdata lacks its column or
-        has non-finite values there.
+        If part of the fit's offset was given as numbers, or newdata lacks what
+        an offset term or column needs.
     """
-    if offset is None or not np.any(offset):
+    if design.offset is None or not np.any(design.offset):
         return 0.0
-    if name is None:
+    if design.offset_numbers:
         raise DataError("this model has an offset given as numbers: refit with the offset as "
-                        "a column name (offset='...') to predict on new data")
-    data = as_frame(newdata)
-    if name not in data.columns:
-        raise DataError(f"newdata has no offset column {name!r}")
-    values = pd.to_numeric(data.loc[frame.index, name], errors="coerce").to_numpy(float)
-    if not np.all(np.isfinite(values)):
-        raise DataError(f"offset column {name!r} of newdata must be finite")
-    return values
+                        "a column name (offset='...') or an offset() term to predict on new "
+                        "data")
+    data = as_frame(newdata).loc[frame.index]
+    out = np.zeros(len(frame))
+    for expr in design.offset_terms:
+        name = expr.strip("`")
+        if expr.startswith("`") and name not in data.columns:
+            raise DataError(f"newdata has no offset column {name!r}")
+        out += _offset_values(expr, data)
+    return out
 
 
 def fixed_rows(design: Design, frame: pd.DataFrame) -> np.ndarray:

@@ -42,9 +42,8 @@ R_HINTS = {
     "ordered": "C({arg})",
     "as.numeric": "the column itself (convert it in the data with pd.to_numeric)",
     "ns": "cr({arg}, df=...) (formulaic's natural cubic spline)",
-    "cbind": ("a proportion response k/n with weights=n in glmer (two-column binomial "
-              "responses are not supported yet)"),
-    "offset": "no offset term (offsets are not supported yet)",
+    "cbind": ("lmmlib.glmer(..., 'binomial') for a cbind(successes, failures) response (or "
+              "a proportion k/n with weights=n)"),
 }
 
 _TOKEN = re.compile(

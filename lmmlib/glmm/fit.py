@@ -76,7 +76,6 @@ class GlmmFit:
     nagq: int
     hessian: np.ndarray  # of the deviance in (θ, β); all NaN for a separated fit
     weights_name: str | None = None
-    offset_name: str | None = None  # the offset's column, for predictions on new data
     separation: Separation | None = None  # the direction of infinite estimates, if any
     control: GlmerControl | None = None  # the settings of the fit, reused by refit
 
@@ -408,10 +407,12 @@ def glmer(formula: str, data: Any, family: str | Family, weights: Any = None,
     if formula != text:  # a cbind() response: shown as given
         design = replace(design, formula=replace(design.formula, text=text))
     wt = prior_weights(weights, data, design.frame)
-    off = None if offset is None else row_values(offset, data, design.frame, "offset")
+    if offset is not None:
+        design = design.with_offset(row_values(offset, data, design.frame, "offset"),
+                                    f"`{offset}`" if isinstance(offset, str) else None)
     fam.check(design.y, wt, design.formula.response)
     with blas_threads(1):
-        problem = GlmmProblem(design, fam, wt, off)
+        problem = GlmmProblem(design, fam, wt, design.offset)
         nagq = problem.check_nagq(nAGQ)
         theta0, beta0 = start_values(start, problem)
         beta_glm = problem.glm_start() if beta0 is None else None
@@ -430,8 +431,7 @@ def glmer(formula: str, data: Any, family: str | Family, weights: Any = None,
             outer = Outer(problem, beta1, _whitening(problem, LX, sep), nagq)
             opt, mode, hess = _stage2(outer, theta1, sep, control)
         fit = GlmmFit(problem, mode, opt, opt1, nagq, hess,
-                      weights if isinstance(weights, str) else None,
-                      offset if isinstance(offset, str) else None, sep, control)
+                      weights if isinstance(weights, str) else None, sep, control)
         model = GeneralizedLinearMixedModel(fit)
     _warn_boundary(model, sep)
     if model.is_singular:

@@ -389,8 +389,7 @@ class GeneralizedLinearMixedModel(GeneralizedMixedFit, RandomEffectsMixin, Infor
         else:
             frame = newdata_frame(self.design, newdata)
             index = frame.index
-            offset = newdata_offset(self.fit.problem.offset, self.fit.offset_name, newdata,
-                                    frame)
+            offset = newdata_offset(self.design, newdata, frame)
             eta = offset + fixed_rows(self.design, frame) @ mode.beta
             if re:
                 eta = eta + self._zb(frame, known=False, allow_new_levels=allow_new_levels)

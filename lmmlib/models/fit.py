@@ -126,18 +126,16 @@ def lmer(formula: str, data: Any, reml: bool = True, *, weights: Any = None,
 
 def with_weights_offset(design: Design, data: Any, weights: Any, offset: Any) -> Design:
     """The design with lmer's prior weights and offset for its rows (checked)."""
-    if weights is None and offset is None:
-        return design
-    w = o = None
     if weights is not None:
         w = row_values(weights, data, design.frame, "weights")
         if np.any(w <= 0):
             label = f"weights column {weights!r}" if isinstance(weights, str) else "weights"
             raise DataError(f"{label} must be positive (residual variance sigma^2 / w)")
+        design = replace(design, weights=w)
     if offset is not None:
         o = row_values(offset, data, design.frame, "offset")
-    return replace(design, weights=w, offset=o,
-                   offset_name=offset if isinstance(offset, str) else None)
+        design = design.with_offset(o, f"`{offset}`" if isinstance(offset, str) else None)
+    return design
 
 
 def refit(model: LinearMixedModel, y: np.ndarray) -> LinearMixedModel:

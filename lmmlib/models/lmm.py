@@ -265,7 +265,7 @@ class LinearMixedModel(LinearMixedFit, RandomEffectsMixin, InformationCriteria, 
             return self.fitted.copy() if re else pd.Series(
                 self.pls.offset + self.design.X @ self._sol.beta, index=self.design.frame.index)
         frame = newdata_frame(self.design, newdata)
-        offset = newdata_offset(self.design.offset, self.design.offset_name, newdata, frame)
+        offset = newdata_offset(self.design, newdata, frame)
         eta = offset + fixed_rows(self.design, frame) @ self._sol.beta
         if re:
             eta = eta + self._zb(frame, known=False, allow_new_levels=allow_new_levels)

@@ -124,7 +124,6 @@ def test_quoted_names_inside_functions_and_interactions(toy):
 @pytest.mark.parametrize(("formula", "message"), [
     ("y ~ ns(x, 3) + (1|g)", r"ns\(\).*cr\(x"),
     ("y ~ factor(g) + (1|g)", r"factor\(\).*C\(x\)"),
-    ("y ~ x + offset(x) + (1|g)", r"offset\(\)"),
     ("cbind(y, y) ~ x + (1|g)", r"cbind\(\).*weights"),
     ("y ~ frobnicate(x) + (1|g)", r"unknown function frobnicate\(\)"),
     ("y ~ .:x + (1|g)", r"'\.' shorthand.*term of its own"),

@@ -95,3 +95,12 @@ def test_crossed_glmm_steps_take_the_sparse_schur_path(monkeypatch):
     _, logdet = np.linalg.slogdet(Z.T @ (w[:, None] * Z) + np.eye(Z.shape[1]))
     dense = mode.devsum - 2 * prob.saturated + mode.u @ mode.u + logdet
     assert m.deviance == pytest.approx(dense, rel=1e-12)
+
+
+def test_offset_term_in_a_glmer_formula(cbpp_offset):
+    fx, data, m = cbpp_offset
+    term = lmmlib.glmer("incidence ~ period + offset(log(size)) + (1 | herd)", data, "poisson")
+    # offset(log(size)) is the fixture's lsize column: the same fit (rounding of log)
+    assert term.deviance == pytest.approx(m.deviance, rel=1e-10)
+    np.testing.assert_allclose(term.predict(newdata=data, re=False).to_numpy(),
+                               m.predict(newdata=data, re=False).to_numpy(), rtol=1e-9)

@@ -97,3 +97,19 @@ def test_verbs_keep_or_refuse_the_weights():
     # the ML refit of anova and the profile keep the weights: the ML fixture's optimum
     ml = reference("weights", "sleep_weights_ml")
     assert m.refit_ml().objective == pytest.approx(ml["objective_tight"], **SAME_OPTIMUM)
+
+
+def test_offset_term_in_the_formula_equals_the_argument():
+    fx, data, m = fit("sleep_offset")
+    term = lmmlib.lmer("Reaction ~ Days + offset(off) + (1 | Subject)", data)
+    # the same model written two ways (lme4 accepts both): the same criterion
+    assert term.objective == pytest.approx(m.objective, rel=1e-12)
+    np.testing.assert_allclose(term.predict(newdata=data).to_numpy(),
+                               m.predict(newdata=data).to_numpy(), rtol=1e-10)
+    # a transform inside offset() is evaluated as R does, on new data too
+    halves = lmmlib.lmer("Reaction ~ Days + offset(2 * off) + (1 | Subject)",
+                         data.assign(off=data.off / 2))
+    assert halves.objective == pytest.approx(m.objective, rel=1e-12)
+    with pytest.raises(DataError, match=r"offset\(log\(off\)\) is missing or not finite"):
+        lmmlib.lmer("Reaction ~ Days + offset(log(off)) + (1 | Subject)",
+                    data.assign(off=data.off - 1000))
