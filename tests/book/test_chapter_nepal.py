@@ -18,10 +18,14 @@ from functools import cache
 
 import numpy as np
 import pytest
+import scipy.stats
 from conftest import (
     OPT_GAP,
     course_data,
     course_value,
+    curvature_tolerance,
+    fitted,
+    lme4_fixture,
     model_spread,
     optimum_spread,
     profiled_at,
@@ -211,3 +215,88 @@ def test_cross_level_model_as_in_the_notes(values):
     assert values["cross_nobs"] == 877
     assert values["cross_wt"] == pytest.approx(0.7104, abs=5e-4)
     assert values["cross_lit"] == pytest.approx(0.5203, abs=5e-4)
+
+
+# -- exercises ----------------------------------------------------------------------
+
+
+def vcov_of(name: str) -> list[float]:
+    """The vcov column of an lme4 fixture's varcorr table."""
+    return [row["vcov"] for row in lme4_fixture(name)["varcorr"]]
+
+
+def slope_covariance(theta, sigma) -> np.ndarray:
+    """Σ = σ² Λ Λ' of (ageC | id) from lme4's θ = (Λ11, Λ21, Λ22)."""
+    lam = np.array([[theta[0], 0.0], [theta[1], theta[2]]])
+    return sigma**2 * lam @ lam.T
+
+
+def correlation_at(S: np.ndarray, shift: float) -> float:
+    """Intercept-slope correlation after moving the origin of age by ``shift`` months."""
+    var0 = S[0, 0] + 2 * shift * S[0, 1] + shift**2 * S[1, 1]
+    return float((S[0, 1] + shift * S[1, 1]) / np.sqrt(var0 * S[1, 1]))
+
+
+def test_exercise_literacy_share_of_tau2(values):
+    # 1 - tau2(lit) / tau2 with fixtures nepal_lit / nepal_ri (at their minimum); each
+    # lmmlib τ² within its spread, propagated to first order through the ratio
+    t_ri, t_lit = vcov_of("nepal_ri")[0], vcov_of("nepal_lit")[0]
+    s_ri, s_lit = spread("nepal_ri", "vcov", 0), spread("nepal_lit", "vcov", 0)
+    tol = 1e-12 + s_lit / t_ri + t_lit * s_ri / t_ri**2
+    assert values["ex_lit_share"] == pytest.approx(1 - t_lit / t_ri, abs=tol)
+
+
+def test_exercise_visits_for_ninety_percent(values):
+    # n >= 9 sigma2/tau2 with fixture nepal_ri's variances: 2.8596, 0.14 from the next
+    # integer, far outside the 1e-4-relative spread of the variance ratio, so the count is
+    # exact; the bound itself within the propagated spreads
+    tau2, sigma2 = vcov_of("nepal_ri")
+    bound = 9 * sigma2 / tau2
+    tol = 9 * (spread("nepal_ri", "vcov", 1) / tau2
+               + sigma2 * spread("nepal_ri", "vcov", 0) / tau2**2)
+    assert values["ex_visits_bound"] == pytest.approx(bound, abs=1e-12 + tol)
+    assert values["ex_visits"] == int(np.ceil(bound)) == 3
+    assert values["ex_visits_w"] >= 0.9
+
+
+def test_exercise_child57_growth_rate(values):
+    # fixture nepal_slope: beta(ageC) + the ageC BLUP of child 57 (lme4's coef()); lme4's
+    # default fit stops 1.3e-6 above the minimum, lmmlib within OPT_GAP: NOTES_SLOPE times
+    # the curvature bound of that sum (the same convention as the chapter's slope numbers)
+    fx = lme4_fixture("nepal_slope")
+    blup = next(r["condval"] for r in fx["ranef"] if r["grp"] == "57" and r["term"] == "ageC")
+    m = fitted("nepal_slope")
+    k = list(m.ranef_arrays()["id"].index).index("57")
+    bound = curvature_tolerance(
+        m, lambda th: np.array([profiled_at(m, th)["beta"][1]
+                                + profiled_at(m, th)["blups"][0][k, 1]]), OPT_GAP)[0]
+    assert values["ex_rate57"] == pytest.approx(fx["beta"]["values"][1] + blup,
+                                                abs=1e-9 + NOTES_SLOPE * bound)
+    # the child's own least-squares line through its visits (numpy, rounding only)
+    nepal = course_data("nepal")
+    own = nepal[nepal["id"] == 57]
+    assert values["ex_rate57_own"] == pytest.approx(
+        np.polyfit(own["age"] - 36, own["arm"], 1)[0], abs=1e-10)
+    assert values["ex_visits57"] == 5
+    assert values["ex_rate_max"] == pytest.approx(values["ex_rate57"], abs=1e-12)
+    assert values["ex_rate_negative"] == 0
+
+
+def test_exercise_centring_at_twelve_months(values):
+    # the correlation at age 12 is a closed-form function of the ageC covariance (shift
+    # -24 months); fixture nepal_slope's tight optimum (θ_tight, σ_tight).  The chapter's
+    # age12 fit is a reparametrised optimum within OPT_GAP: its correlation moves by the
+    # curvature bound of the same function of the ageC fit's θ (the criterion is invariant)
+    fx = lme4_fixture("nepal_slope")
+    rho12 = correlation_at(slope_covariance(fx["theta_tight"], fx["sigma_tight"]), -24.0)
+    m = fitted("nepal_slope")
+    bound = curvature_tolerance(m, lambda th: np.array([correlation_at(
+        slope_covariance(th, profiled_at(m, th)["sigma"]), -24.0)]), OPT_GAP)[0]
+    assert values["ex_rho12"] == pytest.approx(rho12, abs=1e-9 + bound)
+    # the REML criterion is unchanged by the shift: fixture's tight objective within OPT_GAP
+    assert values["ex_crit12"] == pytest.approx(fx["objective_tight"], abs=OPT_GAP + 1e-9)
+    # population share of negative growth rates, Φ(-β1/τ1) in percent (tight fixture:
+    # β and the slope SD move with θ, within their spreads; 1e-3 percent covers both)
+    S = slope_covariance(fx["theta_tight"], fx["sigma_tight"])
+    share = 100 * scipy.stats.norm.cdf(-fx["beta_tight"][1] / np.sqrt(S[1, 1]))
+    assert values["ex_pop_below"] == pytest.approx(share, abs=1e-3)

@@ -15,8 +15,20 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import OPT_GAP, course_value, curvature_tolerance, fitted, optimum_spread
+from conftest import (
+    OPT_GAP,
+    course_data,
+    course_value,
+    curvature_tolerance,
+    fitted,
+    lme4_fixture,
+    model_spread,
+    optimum_spread,
+    profiled_at,
+)
 from test_chapters import executed, glued, number
+
+import lmmlib
 
 TAU2, SIGMA2 = 15.1418485, 4.3947089  # pig_reml varcorr, to the digits used below
 
@@ -143,3 +155,57 @@ def test_ml_versus_reml(values):
     worst = max(optimum_spread(name, "vcov", i) for name in ("pig_reml", "pig_ml")
                 for i in range(2))
     assert values["closed_form_maxdiff"] < worst
+
+
+# -- exercises ----------------------------------------------------------------------
+
+
+def test_exercise_compound_symmetry_against_the_data(values):
+    # model: every pair of weeks has correlation ICC = θ²/(θ² + 1) (pig_reml varcorr
+    # to 7 decimals, plus its spread)
+    icc = TAU2 / (TAU2 + SIGMA2)
+    assert values["ex_cs_model"] == pytest.approx(
+        icc, abs=1e-7 + spread(lambda t: t**2 / (t**2 + 1)))
+    # data: Pearson correlations of the week columns by numpy (rounding only)
+    wide = course_data("pig").pivot(index="id", columns="weeks", values="weight")
+    assert values["ex_cs_12"] == pytest.approx(np.corrcoef(wide[1], wide[2])[0, 1], abs=1e-12)
+    assert values["ex_cs_19"] == pytest.approx(np.corrcoef(wide[1], wide[9])[0, 1], abs=1e-12)
+    assert values["ex_cs_19"] < values["ex_cs_model"] < values["ex_cs_12"]
+
+
+def test_exercise_shrinkage_with_three_weights(values):
+    # r = tau2/(tau2 + sigma2/3) = 3θ²/(3θ² + 1) with pig_reml's variances: rounding of
+    # the 7-decimal constants plus the spread of r; EDF = 48 r exactly
+    r3 = TAU2 / (TAU2 + SIGMA2 / 3)
+    r3_spread = spread(lambda t: 3 * t**2 / (3 * t**2 + 1))
+    assert values["ex_r3"] == pytest.approx(r3, abs=1e-7 + r3_spread)
+    assert values["ex_edf3"] == pytest.approx(48 * values["ex_r3"], rel=1e-12)
+    assert values["ex_r3"] < values["r"]
+
+
+def test_exercise_lrt_of_the_random_intercept(values):
+    # lme4 fixtures pig_ml and pig_lm: 2 (logLik_ml - logLik_lm).  The lm log-likelihood
+    # is a closed form; lmmlib's ML deviance is within OPT_GAP of lme4's (at its minimum),
+    # so the statistic is too (plus 1e-9 for the fixtures' 15 significant digits)
+    lrt = 2 * (lme4_fixture("pig_ml")["loglik"] - lme4_fixture("pig_lm")["loglik"])
+    assert values["ex_lrt"] == pytest.approx(lrt, abs=OPT_GAP + 1e-9)
+    assert values["ex_lrt_loglik_diff"] == pytest.approx(lrt / 2, abs=OPT_GAP + 1e-9)
+
+
+def test_exercise_one_mean_per_week(values):
+    # balanced two-way layout (48 pigs x 9 weeks, week as a factor): REML equals the
+    # ANOVA estimators, sigma2 = SS_E / (47 * 8) and tau2 = (MS_pig - sigma2) / 9, at the
+    # exact optimum; lmmlib's optimum moves them by their curvature bound (test-side fit)
+    pig = course_data("pig")
+    y = pig.pivot(index="id", columns="weeks", values="weight").to_numpy(float)
+    resid = y - y.mean(axis=1, keepdims=True) - y.mean(axis=0, keepdims=True) + y.mean()
+    sigma2 = float((resid**2).sum()) / (47 * 8)
+    ms_pig = 9 * float(((y.mean(axis=1) - y.mean()) ** 2).sum()) / 47
+    tau2 = (ms_pig - sigma2) / 9
+    fit = lmmlib.lmer("weight ~ C(weeks) + (1 | id)", pig)
+    s_sigma2, s_tau2 = model_spread(fit, lambda th: np.array([
+        profiled_at(fit, th)["sigma"] ** 2,
+        profiled_at(fit, th)["varcorr"]["vcov"].iloc[0]]))
+    assert values["ex_weeks_sigma2"] == pytest.approx(sigma2, abs=1e-10 + s_sigma2)
+    assert values["ex_weeks_tau2"] == pytest.approx(tau2, abs=1e-10 + s_tau2)
+    assert values["ex_weeks_sigma2"] < values["sigma2_reml"]

@@ -15,7 +15,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import OPT_GAP, course_value, curvature_tolerance, fitted, optimum_spread
+from conftest import (
+    OPT_GAP,
+    course_data,
+    course_value,
+    curvature_tolerance,
+    fitted,
+    optimum_spread,
+    reference,
+)
 from test_chapters import executed, glued, number
 
 
@@ -121,3 +129,67 @@ def test_prediction_intervals(values):
     assert values["pi_new_hi"] == pytest.approx(61.24264, abs=0.1)
     assert values["pi_a_lo"] == pytest.approx(59.60897, abs=0.1)
     assert values["pi_a_hi"] == pytest.approx(60.97931, abs=0.1)
+
+
+# -- exercises ----------------------------------------------------------------------
+
+
+def mean_squares() -> tuple[float, float, np.ndarray, float]:
+    """MSA, MSE, the operator means (a..d) and the grand mean, by numpy (balanced 4 x 5)."""
+    y = course_data("pulp").sort_values("operator", kind="stable")["bright"].to_numpy(float)
+    y = y.reshape(4, 5)
+    means = y.mean(axis=1)
+    msa = 5 * float(((means - y.mean()) ** 2).sum()) / 3
+    mse = float(((y - means[:, None]) ** 2).sum()) / 16
+    return msa, mse, means, float(y.mean())
+
+
+def test_exercise_reading_sds(values):
+    # balanced one-way REML = moments: tau2 = (MSA - MSE)/5, sigma2 = MSE at the exact
+    # optimum; lmmlib's variances each within their spread (fixture pulp_reml), carried
+    # through the square root to first order
+    msa, mse, _, _ = mean_squares()
+    total = np.sqrt((msa - mse) / 5 + mse)
+    s_tau2, s_sigma2 = (optimum_spread("pulp_reml", "vcov", i) for i in range(2))
+    assert values["ex_sd_total"] == pytest.approx(
+        total, abs=1e-12 + (s_tau2 + s_sigma2) / (2 * total))
+    assert values["ex_sd_within"] == pytest.approx(
+        np.sqrt(mse), abs=1e-12 + s_sigma2 / (2 * np.sqrt(mse)))
+
+
+def test_exercise_blup_by_hand(values):
+    # (ybar_b - ybar) (1 - 1/F): a closed form of the data (rounding only)
+    msa, mse, means, grand = mean_squares()
+    assert values["ex_blup_b"] == pytest.approx((means[1] - grand) * (1 - mse / msa), abs=1e-12)
+    assert values["ex_blup_F"] == pytest.approx(msa / mse, rel=1e-12)
+    # lmer's BLUP of b equals it within its spread (fixture pulp_reml ranef row 1)
+    assert values["ex_blup_b_lmer"] == pytest.approx(
+        values["ex_blup_b"], abs=1e-12 + optimum_spread("pulp_reml", "condval", 1))
+
+
+def test_exercise_profile_interval(values):
+    # lme4 confint(m) (fixture confint/pulp_reml): spline-inverted ML profile; 1e-3 as in
+    # tests/inference/test_confint.py (lme4's interpolation error is of that order)
+    fx = reference("confint", "pulp_reml")["confint_profile"]
+    rows = {r: (lo, hi) for r, lo, hi in zip(fx["rows"], fx["lower"], fx["upper"], strict=True)}
+    assert values["ex_ci_sig_lo"] == rows[".sig01"][0] == 0.0
+    assert values["ex_ci_sig_hi"] == pytest.approx(rows[".sig01"][1], abs=1e-3)
+    assert values["ex_ci_sigma_lo"] == pytest.approx(rows[".sigma"][0], abs=1e-3)
+    assert values["ex_ci_sigma_hi"] == pytest.approx(rows[".sigma"][1], abs=1e-3)
+
+
+def test_exercise_ml_against_reml(values):
+    # balanced one-way closed forms: tau2_REML - tau2_ML = MSA/(a n) = REML's var(mu),
+    # and SE_ML / SE_REML = sqrt((a - 1)/a) = sqrt(3/4); each fitted number within its
+    # spread (fixtures pulp_reml and pulp_ml), combined to first order
+    msa, _, _, _ = mean_squares()
+    s_gap = optimum_spread("pulp_reml", "vcov", 0) + optimum_spread("pulp_ml", "vcov", 0)
+    assert values["ex_ml_gap"] == pytest.approx(msa / 20, abs=1e-12 + s_gap)
+    se_reml, se_ml = np.sqrt(msa / 20), np.sqrt(msa / 20 * 0.75)
+    s_se = optimum_spread("pulp_reml", "se", 0)
+    assert values["ex_ml_se2_reml"] == pytest.approx(msa / 20, abs=1e-12 + 2 * se_reml * s_se)
+    s_ratio = (optimum_spread("pulp_ml", "se", 0) / se_reml
+               + se_ml * s_se / se_reml**2)
+    assert values["ex_ml_se_ratio"] == pytest.approx(np.sqrt(0.75), abs=1e-12 + s_ratio)
+    assert values["ex_ml_narrow"] == pytest.approx(100 * (1 - values["ex_ml_se_ratio"]),
+                                                   abs=1e-10)
