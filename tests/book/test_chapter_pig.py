@@ -1,5 +1,8 @@
 """Chapter 2 (pig weights) reproduces the course's numbers from its glued values.
 
+The tests at the end check the key number of each exercise solution against
+closed forms of the data or the lme4 fixtures, with the same tolerance rules.
+
 Expected values: BIOS 526 M2 slides (course seed 001, numbers confirmed in
 shared/data/SOURCES.md) and the lme4 fixtures tests/reference/fixtures/pig_reml.json
 and pig_ml.json (R 4.2.2, lme4 1.1-31); closed forms where named.

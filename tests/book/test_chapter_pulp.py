@@ -1,5 +1,8 @@
 """Chapter 4 (paper pulp brightness) reproduces the STAT 528 numbers (seed 002).
 
+The tests at the end check the key number of each exercise solution against
+closed forms of the data or the lme4 fixtures, with the same tolerance rules.
+
 The chapter is executed once per session by ``test_chapters.executed``; the
 glued values are compared with what the course notes print.  Bootstrap values
 (seed 528 in the chapter) are compared within a few Monte Carlo standard
