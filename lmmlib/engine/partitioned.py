@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError, DataWarning, FormulaError
-from .design import Design, fixed_matrix
+from .design import Design, fixed_matrix, split_offsets
 from .formula import ParsedFormula, expand_dot, parse_formula
 from .frame import normalise_columns, required_columns
 from .names import strip_quotes
@@ -314,6 +314,9 @@ def parse_for_partitions(formula: Any, columns: Any) -> ParsedFormula:
         raise FormulaError(f"formula {parsed.text!r} has no random-effects term such as "
                            "(1 | group)")
     parsed = expand_dot(parsed, [str(c) for c in columns])
+    if split_offsets(parsed)[1]:
+        raise FormulaError(f"formula {parsed.text!r}: offset() terms are not available for Dask "
+                           "data; subtract the offset from the response first")
     for t in parsed.random:
         if len(t.factors) > 1:
             raise FormulaError(

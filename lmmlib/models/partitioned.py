@@ -220,7 +220,8 @@ class PartitionedSummary(MixedSummary):
         return "\n".join(lines + correlation_lines(m) + status_lines(m))
 
 
-def lmer_partitioned(formula: str, data: Any, reml: bool = True, *, subset: Any = None,
+def lmer_partitioned(formula: str, data: Any, reml: bool = True, *, weights: Any = None,
+                     offset: Any = None, subset: Any = None,
                      na_action: str = "omit", start: Any = None,
                      control: LmerControl | None = None, progress: bool = False,
                      scheduler: Any = None) -> PartitionedLinearMixedModel:
@@ -242,6 +243,8 @@ def lmer_partitioned(formula: str, data: Any, reml: bool = True, *, subset: Any 
         category order when all partitions share it).
     reml : bool
         REML (default) or maximum likelihood.
+    weights, offset : None
+        Not available for Dask data (an error if given).
     subset : None
         Not available: filter the Dask DataFrame first (``ddf[ddf.x > 2]``).
     na_action : {"omit", "fail"}
@@ -270,6 +273,9 @@ def lmer_partitioned(formula: str, data: Any, reml: bool = True, *, subset: Any 
     if not is_dask_frame(data):
         raise ArgumentError(f"data must be a Dask DataFrame, got {type(data).__name__}; use "
                             "lmmlib.lmer for in-memory data")
+    for name, value in (("weights", weights), ("offset", offset)):
+        if value is not None:
+            raise ArgumentError(f"{name} is not available for Dask data; fit without it")
     if subset is not None:
         raise ArgumentError("subset is not available for Dask data; filter the DataFrame "
                             "first, e.g. ddf[ddf['x'] > 2]")

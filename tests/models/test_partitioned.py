@@ -213,6 +213,10 @@ def test_unknown_column_and_unsupported_formulas_are_errors():
         lmer_partitioned("y ~ x + (1 | a:b)", ddf)
     with pytest.raises(FormulaError, match="stateful"):
         lmer_partitioned("y ~ scale(x) + (1 | a)", ddf)
+    with pytest.raises(FormulaError, match="offset"):
+        lmer_partitioned("y ~ x + offset(x) + (1 | a)", ddf)
+    with pytest.raises(lmmlib.errors.ArgumentError, match="weights"):
+        lmer_partitioned("y ~ x + (1 | a)", ddf, weights="x")
     with pytest.raises(lmmlib.errors.ArgumentError, match="subset"):
         lmer_partitioned("y ~ x + (1 | a)", ddf, subset="x > 0")
     with pytest.raises(lmmlib.errors.ArgumentError, match="Dask DataFrame"):
