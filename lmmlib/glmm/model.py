@@ -11,7 +11,6 @@ import pandas as pd
 import scipy.stats
 
 from ..checks import as_bool, as_choice, as_count, as_level
-from ..engine.design import fixed_rows, newdata_frame, newdata_offset
 from ..engine.differences import richardson_jacobian
 from ..engine.optimize import optinfo
 from ..engine.simulate import as_generator, block_draws
@@ -359,7 +358,9 @@ class GeneralizedLinearMixedModel(GeneralizedMixedFit, RandomEffectsMixin, Infor
         return boot.replicates.dropna()
 
     def predict(self, newdata: Any = None, type: str = "link", re: bool = True,
-                allow_new_levels: bool = False) -> pd.Series:
+                allow_new_levels: bool = False, *, re_form: object = None,
+                se_fit: bool = False, interval: str = "none",
+                level: float = 0.95) -> pd.Series | pd.DataFrame:
         """Predictions on the link (default, as lme4) or response scale.
 
         Parameters
@@ -374,27 +375,38 @@ class GeneralizedLinearMixedModel(GeneralizedMixedFit, RandomEffectsMixin, Infor
             Levels not seen in the fit get the population prediction (``True``)
             or are an error (``False``, lme4's default); a missing grouping
             value always gives the population prediction.
+        re_form : str, optional
+            lme4's ``re.form``: ``"~0"`` for none of the random effects, or some
+            of the model's terms (``"~ (1 | g)"``); overrides ``re``.
+        se_fit, interval, level
+            Standard errors and normal confidence limits of the population
+            predictions, as :meth:`lmmlib.LinearMixedModel.predict`; on the
+            response scale by the delta method (limits: the link-scale limits
+            transformed).
 
         Returns
         -------
-        Series
+        Series, or DataFrame with ``se_fit`` or ``interval``.
         """
-        re = as_bool(re, "re")
-        if type not in ("link", "response"):
-            raise ValueError(f"type must be 'link' or 'response', got {type!r}")
-        mode = self.fit.mode
-        if newdata is None:
-            index = self.design.frame.index
-            eta = mode.eta if re else self.fit.problem.offset + self.design.X @ mode.beta
-        else:
-            frame = newdata_frame(self.design, newdata)
-            index = frame.index
-            offset = newdata_offset(self.design, newdata, frame)
-            eta = offset + fixed_rows(self.design, frame) @ mode.beta
-            if re:
-                eta = eta + self._zb(frame, known=False, allow_new_levels=allow_new_levels)
-        out = eta if type == "link" else self.family.linkinv(eta)
-        return pd.Series(out, index=index, name="predicted")
+        type = as_choice(type, "type", ("link", "response"))
+        out = self._predict(newdata, re, allow_new_levels, re_form, se_fit, interval, level,
+                            self.fit.problem.offset)
+        if type == "link":
+            return out
+        if isinstance(out, pd.Series):
+            return pd.Series(self.family.linkinv(out.to_numpy()), index=out.index,
+                             name="predicted")
+        table = out.copy()
+        table["fit"] = self.family.linkinv(out["fit"].to_numpy())
+        slope = np.abs(self.family.mu_eta(out["fit"].to_numpy()))  # delta method
+        table["se_fit"] = out["se_fit"].to_numpy() * slope
+        for col in ("lwr", "upr"):
+            if col in table:
+                table[col] = self.family.linkinv(out[col].to_numpy())
+        if "lwr" in table:  # a decreasing link (inverse) swaps the limits
+            lo, hi = np.minimum(table.lwr, table.upr), np.maximum(table.lwr, table.upr)
+            table["lwr"], table["upr"] = lo, hi
+        return table
 
     def simulate(self, nsim: int = 1, rng: np.random.Generator | int | None = None,
                  use_u: bool = False) -> np.ndarray:

@@ -44,7 +44,11 @@ class ExcludedRows:
     def predict(self, newdata: Any = None, *args: Any, **kwargs: Any) -> pd.Series:
         """Predictions; without ``newdata`` padded to the data's rows as ``fitted``."""
         out = self._plain().predict(newdata, *args, **kwargs)
-        return out if newdata is not None else self.design.pad(out.to_numpy(), "predicted")
+        if newdata is not None:
+            return out
+        if isinstance(out, pd.DataFrame):
+            return pd.DataFrame({c: self.design.pad(out[c].to_numpy(), c) for c in out.columns})
+        return self.design.pad(out.to_numpy(), "predicted")
 
     def simulate(self, *args: Any, **kwargs: Any) -> Any:
         """Simulated responses for the rows of the fit (not padded)."""

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ..checks import as_bool, as_count
-from ..engine.design import Design, fixed_rows, newdata_frame, newdata_offset
+from ..engine.design import Design
 from ..engine.fitting import fit_theta, response_like, warm_start
 from ..engine.optimize import OptSummary, optinfo
 from ..engine.pls import PLS, PLSSolution
@@ -234,9 +234,10 @@ class LinearMixedModel(LinearMixedFit, RandomEffectsMixin, InformationCriteria, 
         """
         return gaussian_resid(self, type, scaled)
 
-    def predict(self, newdata: Any = None, re: bool = True,
-                allow_new_levels: bool = False) -> pd.Series:
-        """Predictions for new data.
+    def predict(self, newdata: Any = None, re: bool = True, allow_new_levels: bool = False,
+                *, re_form: object = None, se_fit: bool = False, interval: str = "none",
+                level: float = 0.95) -> pd.Series | pd.DataFrame:
+        """Predictions (lme4's ``predict``), for the data of the fit or new data.
 
         Parameters
         ----------
@@ -244,32 +245,49 @@ class LinearMixedModel(LinearMixedFit, RandomEffectsMixin, InformationCriteria, 
             Defaults to the data used in the fit.
         re : bool
             Include the BLUPs (``re.form = NULL`` in lme4); ``False`` gives the
-            population predictions X β̂.
+            population predictions o + X β̂.
         allow_new_levels : bool
             Levels of a grouping factor not seen in the fit get the population
             prediction (``True``) or are an error (``False``, lme4's default).
             A missing grouping value always gives the population prediction.
+        re_form : str, optional
+            lme4's ``re.form``: ``"~0"`` (or ``"NA"``) for none of the random
+            effects, or some of the model's terms, e.g. ``"~ (1 | g)"``;
+            overrides ``re``.
+        se_fit : bool
+            Also return the standard errors of the population predictions,
+            √(xᵢ'V xᵢ) with V = ``vcov`` (θ̂ taken as known).
+        interval : {"none", "confidence"}
+            Add normal confidence limits ``lwr``, ``upr`` at ``level``.
+        level : float
+            Confidence level.
 
         Returns
         -------
-        Series
+        Series, or DataFrame (``fit``, ``se_fit``[, ``lwr``, ``upr``]) with
+        ``se_fit`` or ``interval``.
 
         Raises
         ------
         DataError
             When newdata lacks a column, has missing covariates, or has a level
             of a fixed-effect factor that the fit did not see.
+        ArgumentError
+            For a ``re_form`` term the model does not have, or ``se_fit`` with
+            random effects included.
+
+        Examples
+        --------
+        >>> m = lmmlib.lmer("weight ~ weeks + (1 | id)", lmmlib.datasets.load("pig"))
+        >>> new = pd.DataFrame({"weeks": [1, 9], "id": [1, 1]})
+        >>> m.predict(new, re_form="~0", se_fit=True).round(2)
+             fit  se_fit
+        0  25.57    0.59
+        1  75.24    0.59
         """
-        re = as_bool(re, "re")
-        if newdata is None:
-            return self.fitted.copy() if re else pd.Series(
-                self.pls.offset + self.design.X @ self._sol.beta, index=self.design.frame.index)
-        frame = newdata_frame(self.design, newdata)
-        offset = newdata_offset(self.design, newdata, frame)
-        eta = offset + fixed_rows(self.design, frame) @ self._sol.beta
-        if re:
-            eta = eta + self._zb(frame, known=False, allow_new_levels=allow_new_levels)
-        return pd.Series(eta, index=frame.index, name="predicted")
+        out = self._predict(newdata, re, allow_new_levels, re_form, se_fit, interval, level,
+                            self.pls.offset)
+        return out
 
     # -- simulation and refitting -------------------------------------------
     def simulate(self, nsim: int = 1, rng: np.random.Generator | int | None = None,

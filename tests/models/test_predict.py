@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import fitted
 
 import lmmlib
 from lmmlib import DataError
@@ -151,3 +152,38 @@ def test_predict_drops_the_rank_deficient_column_as_the_fit_did(data, fit):
     expected = (m.linear_predictor if hasattr(m, "linear_predictor") else m.fitted).iloc[
         [0, 13, 40]]
     np.testing.assert_allclose(m.predict(rows), expected, rtol=EXACT)
+
+
+def test_re_form_selects_random_terms_as_lme4():
+    m = fitted("penicillin")  # (1 | plate) + (1 | sample)
+    data = m.model_frame
+    full = m.predict(data).to_numpy()
+    plate_only = m.predict(data, re_form="~ (1 | plate)").to_numpy()
+    none = m.predict(data, re_form="~0").to_numpy()
+    re = m.ranef()
+    b_sample = re[re.grpvar == "sample"].set_index("grp")["condval"]
+    b_plate = re[re.grpvar == "plate"].set_index("grp")["condval"]
+    # closed forms: each term adds its own conditional modes (rounding only)
+    np.testing.assert_allclose(full - plate_only,
+                               b_sample.loc[data["sample"].astype(str)].to_numpy(), atol=1e-10)
+    np.testing.assert_allclose(plate_only - none,
+                               b_plate.loc[data["plate"].astype(str)].to_numpy(), atol=1e-10)
+    np.testing.assert_allclose(none, m.predict(data, re=False).to_numpy(), rtol=1e-14)
+    with pytest.raises(lmmlib.ArgumentError, match=r"re_form term \(1 \| batch\)"):
+        m.predict(data, re_form="~ (1 | batch)")
+
+
+def test_se_fit_and_confidence_interval_of_population_predictions():
+    m = fitted("pig_reml")
+    new = pd.DataFrame({"weeks": [0.0, 5.0, 9.0], "id": [1, 1, 1]})
+    table = m.predict(new, re=False, se_fit=True, interval="confidence", level=0.9)
+    V = m.vcov.to_numpy()
+    X = np.column_stack([np.ones(3), new.weeks])
+    # closed form: se = sqrt(x' V x), limits fit -/+ z se (normal, 90%)
+    np.testing.assert_allclose(table.se_fit, np.sqrt(np.einsum("ij,jk,ik->i", X, V, X)),
+                               rtol=1e-12)
+    z = 1.6448536269514722
+    np.testing.assert_allclose(table.upr - table.fit, z * table.se_fit, rtol=1e-12)
+    assert list(table.columns) == ["fit", "se_fit", "lwr", "upr"]
+    with pytest.raises(lmmlib.ArgumentError, match="population"):
+        m.predict(new, se_fit=True)
