@@ -15,8 +15,13 @@ assertion, and none rests on the rounding of a particular BLAS kernel.
 
 from __future__ import annotations
 
+from functools import cache
+
+import numpy as np
 import pytest
 from test_chapters import executed, glued, number
+
+from lmmlib.course.neyman_scott import simulate_oneway
 
 
 @pytest.fixture(scope="module")
@@ -87,3 +92,81 @@ def test_prediction_matches_blups(values):
     # 95 % intervals over 100 effects: binomial coverage between 0.85 and 1
     for key in ("dc_cover_dc", "dc_cover_blup", "dc_cover_bayes"):
         assert 0.85 <= values[key] <= 1.0, key
+
+
+# ---------------------------------------------------------------------------
+# Exercises
+
+
+@cache
+def oneway(n: int, m: int, seed: int):
+    """The chapter's simulated one-way data (simulate_oneway with a numpy seed)."""
+    return simulate_oneway(n=n, m=m, mu=2.5, tau=0.5, sigma=0.2, rng=np.random.default_rng(seed))
+
+
+def closed_form_ml(data) -> dict[str, float]:
+    """ML of the balanced one-way model: sigma2 = MSE, tau2 = (var0(means) - MSE/m), the
+    mean of the means, and SE(mu) = sqrt(var0(means) / n) (tau2 > 0)."""
+    g = data.groupby("id", observed=True)["y"]
+    n, m = g.ngroups, len(data) // g.ngroups
+    ssw = float(((data["y"] - g.transform("mean")) ** 2).sum())
+    v0 = float(g.mean().var(ddof=0))
+    mse = ssw / (n * (m - 1))
+    return {"ssw": ssw, "n": n, "m": m, "sigma2": mse, "tau2": v0 - mse / m,
+            "mu": float(g.mean().mean()), "se_mu": np.sqrt(v0 / n)}
+
+
+def test_exercise_neyman_scott_ratio(values):
+    cf = closed_form_ml(oneway(100, 2, 1234))
+    # the fixed-effects MLE SSW / (n m), recomputed from the same simulated data (rounding)
+    assert values["ex_ns_fixed"] == pytest.approx(cf["ssw"] / (cf["n"] * cf["m"]), rel=1e-12)
+    # closed form: the mixed model's ML sigma2 is SSW / (n (m - 1)), so the ratio is
+    # (m - 1) / m = 1/2; the lmer ML fit reaches it within its optimiser spread (θ̂ to
+    # ~1e-6 relative moves sigma2 by less; seen 1.2e-8): 1e-6
+    assert values["ex_ns_expected"] == 0.5
+    assert values["ex_ns_ratio"] == pytest.approx(0.5, rel=1e-6)
+    assert values["ex_ns_mixed"] == pytest.approx(cf["sigma2"], rel=1e-6)
+
+
+def test_exercise_se_of_mu_by_hand(values):
+    cf = closed_form_ml(oneway(100, 2, 1234))
+    # closed form sqrt(var0(individual means) / n), recomputed here (rounding)
+    assert values["ex_se_mu_hand"] == pytest.approx(cf["se_mu"], rel=1e-12)
+    # the observed-information SE of the lmer ML fit: for mu, at the ML optimum it is the
+    # same closed form; the optimiser spread (θ̂ to ~1e-6) bounds the gap: rel 1e-6
+    assert values["ex_se_mu_ml"] == pytest.approx(cf["se_mu"], rel=1e-6)
+    # data cloning, K = 25: sqrt(K x posterior variance), an SD from ~2000 effective draws
+    # (MC error ~1.6 %) plus the O(1/K) difference: 10 %, as for the chapter's SEs
+    assert values["ex_se_mu_dc"] == pytest.approx(cf["se_mu"], rel=0.1)
+
+
+def test_exercise_small_study(values):
+    cf = closed_form_ml(oneway(20, 2, 20))
+    # ML closed form recomputed here; the lmer fit within its optimiser spread: rel 1e-5
+    assert values["ex_small_ml_sigma2"] == pytest.approx(cf["sigma2"], rel=1e-5)
+    assert values["ex_small_ml_tau2"] == pytest.approx(cf["tau2"], rel=1e-5)
+    # K = 20 clones: posterior means within 0.15 ML SE of the MLE (MC error of a mean of
+    # ~1500 effective draws, ~0.03 SE, plus the prior's O(1/K) pull; seen 0.02)
+    assert values["ex_small_k20_gap_se"] < 0.15
+    # K = 1: the posterior means of both variances lie above the MLE (right-skewed
+    # likelihood of a variance from 20 individuals; mean > mode): by 0.3 SE at least for
+    # sigma2 (seen 0.61, an MC error of ~0.03 SE)
+    assert values["ex_small_k1_sigma2"] > values["ex_small_ml_sigma2"]
+    assert values["ex_small_k1_tau2"] > values["ex_small_ml_tau2"]
+    assert values["ex_small_k1_gap_se"] > 0.3
+
+
+def test_exercise_partial_replication_is_identified(values):
+    # 20 individuals with two measurements, 80 with one: 120 observations
+    assert values["ex_partial_n"] == 120
+    # identifiable: lambda.max falls like 1/K from 1 to 25 clones (the chapter's bound for
+    # identifiable runs), and the chains agree (r.hat < 1.05)
+    assert 15 < values["ex_partial_lam_ratio"] < 40
+    assert values["ex_partial_rhat"] < 1.05
+    # DC estimates within 0.1 ML SE of the ML fit (as for the full data; seen 0.012)
+    assert values["ex_partial_gap_se"] < 0.1
+    # information: sigma2 from 20 instead of 100 within-individual differences -- its SE
+    # grows by about sqrt(5) = 2.24 (ML SEs of two data sets: between 1.6 and 3), while tau2's
+    # SE grows much less (below 1.5)
+    assert 1.6 < values["ex_partial_se_ratio_sigma2"] < 3
+    assert 1 < values["ex_partial_se_ratio_tau2"] < 1.5

@@ -22,8 +22,12 @@ numbers are exact up to rounding; quadrature comparisons state their truncation.
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import pytest
 from conftest import reference
+from scipy import special
 from test_chapters import executed, glued, number
 
 LME4_LOGLIK_ATOL = 1e-7  # lmmlib vs lme4's tight by-hand fits (seen 4.2e-8)
@@ -158,3 +162,85 @@ def test_grouseticks_observation_level_effect(values):
     # AIC: lme4 1794.54270698 (tight) vs the fixture's 1987.87631388892; the drop in
     # lmmlib's AIC (−2 logL + 2k) carries twice the 1e-4 of its logLik
     assert values["od_aic_drop"] == pytest.approx(1987.87631388892 - 1794.54270698, abs=2e-4)
+
+
+# ---------------------------------------------------------------------------
+# Exercises
+
+#: lme4 1.1-31's tight Laplace fit of the simulated counts (as in the fit test above)
+LME4_SIM_BETA0, LME4_SIM_TAU = 0.361412364124, 0.746098005593
+#: the chapter's simulated counts, numpy default_rng(2016) (as in tests/reference/book_exercises.R)
+SIM_COUNTS = [0, 0, 0, 3, 2, 1, 1, 1, 1, 1, 4, 3, 2, 0, 0, 2, 2, 3,
+              0, 0, 1, 3, 2, 3, 4, 5, 8, 1, 2, 1]
+
+
+def test_exercise_marginal_overdispersion(values):
+    # closed form at lme4's estimates: mu = exp(b0 + tau^2/2), var/mean = 1 + mu (e^tau^2 - 1).
+    # lmmlib's estimates are within LME4_SE (4.5e-4) SEs (≈ 0.3 each) of lme4's, which moves
+    # the ratio (derivatives ≈ 1.4 in b0 and 6 in tau) by < 1e-3 absolute: rel 1e-3
+    mu = math.exp(LME4_SIM_BETA0 + LME4_SIM_TAU**2 / 2)
+    assert values["ex_od_mu"] == pytest.approx(mu, rel=1e-3)
+    assert values["ex_od_ratio"] == pytest.approx(1 + mu * math.expm1(LME4_SIM_TAU**2), rel=1e-3)
+    # the counts themselves: 56 / 30, and the sample variance (ddof 1) over the mean (exact)
+    mean = sum(SIM_COUNTS) / 30
+    var = sum((c - mean) ** 2 for c in SIM_COUNTS) / 29
+    assert values["ex_od_mean_data"] == pytest.approx(mean, rel=1e-12)
+    assert values["ex_od_ratio_data"] == pytest.approx(var / mean, rel=1e-12)
+
+
+def test_exercise_agq3_by_hand(values):
+    # recomputed here: conditional modes by Newton (to 1e-14) at the chapter's glued
+    # estimates, then the 3-node Gauss–Hermite rule per site, summed
+    b0, tau = values["sim_lap_beta0"], values["sim_lap_tau"]
+    x, w = np.polynomial.hermite.hermgauss(3)
+    total = 0.0
+    for i in range(10):
+        y = np.array(SIM_COUNTS[3 * i: 3 * i + 3])
+        s, m, c = y.sum(), len(y), float(special.gammaln(y + 1).sum())
+        b = 0.0
+        for _ in range(50):
+            grad = s - m * math.exp(b0 + b) - b / tau**2
+            b += grad / (m * math.exp(b0 + b) + 1 / tau**2)
+        sd = 1 / math.sqrt(m * math.exp(b0 + b) + 1 / tau**2)
+        nodes = b + math.sqrt(2) * sd * x
+        f = (s * (b0 + nodes) - m * np.exp(b0 + nodes) - c - nodes**2 / (2 * tau**2)
+             - 0.5 * math.log(2 * math.pi * tau**2))
+        total += math.log(math.sqrt(2) * sd) + special.logsumexp(f + x**2, b=w)
+    # the chapter's modes come from PIRLS (converged to ~1e-10 in b); a shifted centre
+    # changes a 3-node rule to first order, by far less than 1e-8
+    assert values["ex_agq3_hand"] == pytest.approx(total, abs=1e-8)
+    # and deviance_at(nAGQ=3) is the same rule (rounding of two sums)
+    assert values["ex_agq3_lib_gap"] < 1e-10
+    assert values["ex_agq3_err"] == pytest.approx(values["agq3_err"], abs=1e-10)
+
+
+def test_exercise_profile_interval_for_tau(values):
+    # lme4 1.1-31, tests/reference/book_exercises.R: the Laplace deviance of lme4's
+    # devFunOnly profiled over the intercept, crossings of min + qchisq(0.95, 1) (root to
+    # 1e-12); lmmlib's profile interpolates its grid: 1e-3, as the LMM intervals (seen 1.1e-5)
+    fx = reference("book", "exercises")["sim_counts"]["profile"]
+    assert values["ex_prof_tau_lo"] == pytest.approx(fx["lower"][0], abs=1e-3)
+    assert values["ex_prof_tau_hi"] == pytest.approx(fx["upper"][0], abs=1e-3)
+    assert values["ex_prof_asym"] > 1.5  # upper half-width twice the lower (lme4: 2.05)
+
+
+@pytest.mark.parametrize("link", ["logit", "probit"])
+def test_exercise_presence_links(values, link):
+    # lme4 1.1-31, tests/reference/book_exercises.R: glmer(any ~ YEAR + cHEIGHT + (1 | BROOD)
+    # + (1 | LOCATION), binomial(link), grouseticks), tight control (bobyqa with
+    # rhoend = 1e-12 gives the same AIC to 1e-10). AIC = -2 logLik + 2k. Unlike the Poisson
+    # fits, the two programs' Laplace deviances of this 0/1 response differ *at the same
+    # parameters* (lme4's estimates): lmmlib's is lower by 4.6e-6 (logit) and 9.0e-6
+    # (probit) -- an evaluation difference, not an optimiser one, so 2e-5 here
+    fx = reference("book", "exercises")[f"grouse_any_{link}"]
+    assert values[f"ex_link_aic_{link}"] == pytest.approx(fx["aic"], abs=2e-5)
+
+
+def test_exercise_logit_probit_ratio(values):
+    # ratio of the two lme4 cHEIGHT estimates (fixtures/book/exercises.json); each lmmlib
+    # estimate within LME4_SE SEs (SE/|estimate| ≈ 0.2 here): rel 1e-3 for the ratio
+    fx = reference("book", "exercises")
+    slope = {link: fx[f"grouse_any_{link}"]["beta"]["values"][-1] for link in ("logit", "probit")}
+    ratio = slope["logit"] / slope["probit"]
+    assert values["ex_link_ratio"] == pytest.approx(ratio, rel=1e-3)
+    assert values["ex_link_pi_sqrt3"] == pytest.approx(math.pi / math.sqrt(3), rel=1e-14)

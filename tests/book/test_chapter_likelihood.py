@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 from conftest import (
     OPT_GAP,
+    course_data,
     course_value,
     fitted,
     model_spread,
@@ -176,3 +177,78 @@ def test_hessian_standard_errors():
     assert v["asym_pig_prof"] == pytest.approx((hi - sd_ml) / (sd_ml - lo), abs=2e-3)
     # exp of a symmetric interval on the log scale is skewed the same way, less strongly
     assert 1.0 < v["asym_pig_log"] < v["asym_pig_prof"]
+
+
+# ---------------------------------------------------------------------------
+# Exercises
+
+
+def test_exercise_days_shift_the_reml_criterion_only():
+    v = values()
+    # closed form: X -> X diag(1, 7) multiplies |X'V^-1 X| by 7^2 at every theta, so the
+    # REML criterion rises by 2 log 7 and the ML deviance does not move; two REML (two
+    # ML) optima each within OPT_GAP of their minima
+    assert v["ex_days_two_log7"] == pytest.approx(2 * np.log(7), rel=1e-14)
+    assert v["ex_days_reml_shift"] == pytest.approx(2 * np.log(7), abs=2 * OPT_GAP)
+    assert v["ex_days_ml_shift"] == pytest.approx(0.0, abs=2 * OPT_GAP)
+
+
+def test_exercise_pulp_deviance_by_hand():
+    v = values()
+    # lme4 fixture pulp_ml: -2 log L of lmer(bright ~ 1 + (1|operator), REML = FALSE); the
+    # closed form is the exact minimum, lme4's fit within its optimiser gap (5e-8, seen 1e-12)
+    fx = reference("", "pulp_ml")
+    assert v["ex_pulp_dev_hand"] == pytest.approx(fx["objective"], abs=2 * OPT_GAP)
+    # closed form recomputed here from the Pulp data (a = 4 operators, n = 5 each)
+    pulp = course_data("pulp")
+    y = pulp["bright"].to_numpy()
+    groups = pulp.groupby("operator", observed=True)["bright"]
+    a, n = groups.ngroups, len(y) // groups.ngroups
+    ssw = float(((pulp["bright"] - groups.transform("mean")) ** 2).sum())
+    lam = n * float(((groups.mean() - y.mean()) ** 2).sum()) / a
+    dev = (a * n * np.log(2 * np.pi) + a * (n - 1) * (np.log(ssw / (a * (n - 1))) + 1)
+           + a * (np.log(lam) + 1))
+    assert v["ex_pulp_dev_hand"] == pytest.approx(dev, rel=1e-12)  # the same sums: rounding
+    # the fit reaches the closed-form minimum within its optimiser gap
+    assert v["ex_pulp_dev_fit"] == pytest.approx(dev, abs=OPT_GAP)
+
+
+def test_exercise_pulp_profile_interval():
+    v = values()
+    # lme4 fixture confint/pulp_reml: profile limits of .sig01 (0 and 0.6179), to 1e-3 as the
+    # chapter's other intervals (lme4's spline of the profile vs lmmlib's root search)
+    lo, hi = confint_fixture("pulp_reml")[".sig01"]
+    assert lo == 0.0
+    assert v["ex_pulp_ci_lo"] == 0.0  # on the boundary: the deviance at tau = 0 is inside
+    assert v["ex_pulp_ci_hi"] == pytest.approx(hi, abs=1e-3)
+    # log-scale Wald interval: exp(log s ± 1.96 SE/s) is symmetric about log s, so the
+    # geometric mean of its limits is the ML estimate (closed form, rounding only)
+    assert np.sqrt(v["ex_pulp_logwald_lo"] * v["ex_pulp_logwald_hi"]) == pytest.approx(
+        v["ex_pulp_sd_ml"], rel=1e-12)
+    # lme4 fixture pulp_ml: the ML operator SD (optimiser spread ≤ 1e-4 relative)
+    sd = {row["group"]: row["sdcor"] for row in reference("", "pulp_ml")["varcorr"]}
+    assert v["ex_pulp_sd_ml"] == pytest.approx(sd["operator"], rel=1e-4)
+    assert v["ex_pulp_logwald_lo"] > 0
+
+
+def test_exercise_centring_age():
+    v = values()
+    # lme4 1.1-31 with tight control, tests/reference/book_exercises.R
+    # (fixtures/book/exercises.json) and fixture nepal_slope_ml for (ageC | id)
+    fx = reference("book", "exercises")
+    corr_gap = abs(fx["nepal_age_corr_ml"]["deviance"]
+                   - reference("", "nepal_slope_ml")["objective_tight"])
+    ind_gap = fx["nepal_age_indep_ml"]["deviance"] - fx["nepal_agec_indep_ml"]["deviance"]
+    # invariance: the correlated model's deviance is the same for age and ageC (lme4's
+    # two tight fits: both at their minima, 2·OPT_GAP); lmmlib's uncentred fit is badly
+    # scaled (the intercept SD at age 0 is far from the data) and stops up to ~1e-7 above
+    # its minimum (seen 1.1e-7), so 1e-6 for lmmlib's pair
+    assert corr_gap < 2 * OPT_GAP
+    assert v["ex_centre_corr_gap"] < 1e-6
+    # two ML deviances, each within OPT_GAP of lme4's tight minima: 2·OPT_GAP (+ rounding)
+    assert v["ex_centre_ind_gap"] == pytest.approx(ind_gap, abs=4 * OPT_GAP)
+    # the intercept-slope correlation at age 0 (lme4: -0.6213) and at 36 months (0.0875):
+    # correlations within the optimiser spread, 1e-4
+    rho_age = fx["nepal_age_corr_ml"]["varcorr"]["sdcor"][2]
+    assert v["ex_centre_rho_age"] == pytest.approx(rho_age, abs=1e-4)
+    assert v["ex_centre_rho_agec"] == pytest.approx(0.0875, abs=5e-5)  # 4 decimals

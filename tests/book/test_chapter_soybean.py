@@ -114,3 +114,62 @@ def test_course_disk_model_size_from_its_printed_criteria(values):
     assert values["course_npar_lm"] == pytest.approx(values["d_npar_lm"], abs=0.01)
     # n = exp(6.1045 + 2) from a 4-decimal exponent: ±5e-5 relative, 1e-3 covers it
     assert values["course_n"] == pytest.approx(math.exp(6.1045 + 2), rel=1e-3)
+
+
+# ---------------------------------------------------------------------------
+# Exercises
+
+
+def test_exercise_bic_screen(values):
+    # closed form: dBIC < 0 <=> LRT chi-square(1) > log n, a test at level
+    # P(chi2_1 > log n) = erfc(sqrt(log(n) / 2)) with n = 2321 (rounding only)
+    n = 2321
+    assert values["ex_bic_logn"] == pytest.approx(math.log(n), rel=1e-12)
+    assert values["ex_bic_level"] == pytest.approx(math.erfc(math.sqrt(math.log(n) / 2)),
+                                                   rel=1e-10)
+    # lme4 fixture anova/drop_level_soybean: chi-square = 2 - dAIC per genotype; the
+    # statistics nearest the cut log n = 7.75 are far from it compared with the two
+    # criteria's optimiser gaps (2·OPT_GAP), so the count is exact
+    delta = reference("anova", "drop_level_soybean")["delta_aic"]
+    assert values["ex_bic_n"] == sum(2 - d > math.log(n) for d in delta)
+
+
+def test_exercise_design_effect(values):
+    # lme4 fixture soybean_plot (ML): rho = tau^2 / (tau^2 + sigma^2), design effect
+    # 1 + (k - 1) rho with k = 6, the median number of dates per plot-year (soybean.csv)
+    sd = {row["group"]: row["sdcor"] for row in reference("", "soybean_plot")["varcorr"]}
+    rho = sd["plot_number_year"] ** 2 / (sd["plot_number_year"] ** 2 + sd["Residual"] ** 2)
+    assert values["ex_deff_k"] == 6
+    # lmmlib's optimum: SDs within 2e-5 relative of lme4's (see the SD test above);
+    # rho and the design effect inherit at most twice that: 1e-4
+    assert values["ex_deff_rho"] == pytest.approx(rho, rel=1e-4)
+    assert values["ex_deff"] == pytest.approx(1 + 5 * rho, rel=1e-4)
+    assert values["ex_deff_worth"] == pytest.approx(6 / (1 + 5 * rho), rel=1e-4)
+
+
+def test_exercise_reml_plot_model(values):
+    # lme4/lmerTest fixture lmertest/soybean_reml (the plot model by REML, tight
+    # control): tau = theta * sigma; REML SDs within the optimiser spread (≤ 2e-5
+    # relative, as for the ML fits): 1e-4
+    fx = reference("lmertest", "soybean_reml")
+    assert values["ex_reml_sigma"] == pytest.approx(fx["sigma"], rel=1e-4)
+    assert values["ex_reml_tau"] == pytest.approx(fx["theta"][0] * fx["sigma"], rel=1e-4)
+    # the plot model's fixed effects: intercept, 40 genotype contrasts, Date_num and its
+    # square; 41 of them are constant within a plot; df ratio 406 / (406 - 41)
+    assert values["ex_reml_p"] == 43
+    assert values["ex_reml_between_p"] == 41
+    assert values["ex_reml_df_ratio"] == pytest.approx(406 / 365, rel=1e-12)
+
+
+def test_exercise_date_random_effect(values):
+    # lme4 1.1-31, tests/reference/book_exercises.R (fixtures/book/exercises.json):
+    # lmer(mAqE ~ ID + (1 | plot_number_year) + (1 | Datef), REML = FALSE), tight control
+    fx = reference("book", "exercises")["soybean_date"]
+    sd = dict(zip(fx["varcorr"]["group"], fx["varcorr"]["sdcor"], strict=True))
+    # an ML criterion: two fits each within OPT_GAP of the minimum (seen 1e-12); 1e-4
+    # is the 4-decimal printing of the other AICs of this file
+    assert values["ex_date_aic"] == pytest.approx(fx["aic"], abs=1e-4)
+    # SDs within the optimiser spread (≤ 2e-5 relative for these fits): 1e-4
+    assert values["ex_date_sd"] == pytest.approx(sd["Datef"], rel=1e-4)
+    assert values["ex_date_sigma"] == pytest.approx(sd["Residual"], rel=1e-4)
+    assert values["ex_date_npar"] == 44  # 41 fixed effects, two SDs and sigma
