@@ -50,6 +50,7 @@ from .models.fit import lmer
 from .models.lm import LinearModel, lm
 from .models.lmlist import LmList, lmList
 from .models.lmm import LinearMixedModel
+from .models.partitioned import PartitionedLinearMixedModel, lmer_partitioned
 from .models.update import update
 
 __version__ = "0.1.0"
@@ -124,4 +125,6 @@ __all__ = [
     "glmer_nb",
     "negative_binomial",
     "poisson",
+    "PartitionedLinearMixedModel",
+    "lmer_partitioned",
 ]

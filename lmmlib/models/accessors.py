@@ -44,10 +44,13 @@ class DataAccessors:
 def gaussian_resid(model, type: str = "response", scaled: bool = False) -> pd.Series:
     """Residuals of a Gaussian fit (``lm`` or ``lmer``): lme4's ``residuals(m, type, scaled)``.
 
-    With unit prior weights the response, Pearson, deviance and working
-    residuals of a Gaussian model are all y − fitted; ``scaled=True`` divides
-    them by σ̂.
+    The response and working residuals are y − fitted; the Pearson and deviance
+    residuals are √wᵢ (y − fitted) with prior weights wᵢ (the same without
+    weights); ``scaled=True`` divides them by σ̂.
     """
-    as_choice(type, "type", RESIDUAL_TYPES)
+    type = as_choice(type, "type", RESIDUAL_TYPES)
     r = model.residuals
+    weights = getattr(model.design, "weights", None)
+    if weights is not None and type in ("pearson", "deviance"):
+        r = r * model.design.pad(np.sqrt(weights)).to_numpy()
     return r / model.sigma if as_bool(scaled, "scaled") else r

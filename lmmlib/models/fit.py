@@ -18,6 +18,7 @@ from ..engine.rows import row_values
 from ..errors import DataError, SingularFitWarning
 from .exclude import ExcludedLinearMixedModel
 from .lmm import LinearMixedModel, fit_design
+from .partitioned import is_dask_frame, lmer_partitioned
 
 __all__ = ["fit_design", "lmer", "refit", "start_theta", "theta_labels"]
 
@@ -38,8 +39,11 @@ def lmer(formula: str, data: Any, reml: bool = True, *, weights: Any = None,
         ``scale(x)`` work as in R, in the fixed part and in the random terms;
         ``y ~ . + (1 | g)`` uses every other column except the grouping factors.
     data : DataFrame
-        The data.  Pandas ``Categorical`` columns keep their category order, the
-        first category being the reference level of treatment contrasts; ordered
+        The data: any pandas or polars frame, or a Dask DataFrame, fitted out of
+        core from two passes over its partitions
+        (:func:`lmmlib.models.partitioned.lmer_partitioned`).  Pandas
+        ``Categorical`` columns keep their category order, the first category
+        being the reference level of treatment contrasts; ordered
         ones get polynomial contrasts (R's ``contr.poly``: ``f.L``, ``f.Q``...).
     reml : bool
         Restricted maximum likelihood (default, as lme4) or maximum likelihood.
@@ -107,6 +111,10 @@ def lmer(formula: str, data: Any, reml: bool = True, *, weights: Any = None,
     >>> list(m.fixef.index)
     ['(Intercept)', 'poly(weeks, 2)1', 'poly(weeks, 2)2']
     """
+    if is_dask_frame(data):  # out of core: two passes over the partitions
+        return lmer_partitioned(formula, data, reml, weights=weights, offset=offset,
+                                subset=subset, na_action=na_action, start=start,
+                                control=control)
     reml = as_bool(reml, "reml")
     control = as_instance(LmerControl() if control is None else control, "control",
                           LmerControl, "an lmmlib.LmerControl")

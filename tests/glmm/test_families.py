@@ -151,3 +151,12 @@ def test_glmer_subset_and_na_action_as_lmer():
     with pytest.raises(lmmlib.DataError, match="incidence"):
         lmmlib.glmer(fx["formula"], data.assign(incidence=data["incidence"].where(
             data.index != 3)), "binomial", na_action="fail")
+
+
+def test_residual_types_of_a_probit_fit_match_lme4():
+    fx = reference("predict", "cbpp_probit")
+    data = data_of(fx)
+    m = lmmlib.glmer(fx["formula"], data, lmmlib.binomial("probit"))
+    # lme4's residuals(m, type) at the same optimum (θ, β within 3e-7): 1e-5
+    for kind, values in fx["residuals"].items():
+        np.testing.assert_allclose(m.resid(kind).to_numpy(), values, rtol=1e-5, atol=1e-6)

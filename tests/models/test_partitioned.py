@@ -270,3 +270,12 @@ def test_progress_bar_reports_both_passes(capsys):
     lmer_partitioned("y ~ x + (1 | a)", dd.from_pandas(df, npartitions=2), progress=True)
     out = capsys.readouterr().out
     assert out.count("100% Completed") == PASSES  # dask's ProgressBar ends each pass at 100%
+
+
+def test_lmer_dispatches_a_dask_frame_to_the_partitioned_fit():
+    pig = lmmlib.datasets.load("pig")
+    m = lmmlib.lmer("weight ~ weeks + (1 | id)", dd.from_pandas(pig, npartitions=3))
+    assert isinstance(m, lmmlib.PartitionedLinearMixedModel)
+    # the same criterion as the in-memory fit: the same optimum (rounding of the sums)
+    ref = lmmlib.lmer("weight ~ weeks + (1 | id)", pig)
+    assert m.devfun(ref.theta) == pytest.approx(ref.objective, rel=1e-10)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import fitted
+from conftest import fitted, fixture_data, reference
 
 import lmmlib
 from lmmlib import DataError
@@ -187,3 +187,15 @@ def test_se_fit_and_confidence_interval_of_population_predictions():
     assert list(table.columns) == ["fit", "se_fit", "lwr", "upr"]
     with pytest.raises(lmmlib.ArgumentError, match="population"):
         m.predict(new, se_fit=True)
+
+
+def test_re_form_predictions_match_lme4():
+    fx = reference("predict", "penicillin")
+    data = fixture_data(fx)
+    m = lmmlib.lmer(fx["formula"], data)
+    # lme4's predict(re.form = ...) at its tight fit, the same optimum: 1e-6 relative
+    # (predictions move with θ along the flat directions by ~1e-8)
+    for key, form in [("pred_all", None), ("pred_plate", "~ (1 | plate)"),
+                      ("pred_sample", "~(1|sample)"), ("pred_none", "~0")]:
+        np.testing.assert_allclose(m.predict(data, re_form=form).to_numpy(), fx[key],
+                                   rtol=1e-6)
