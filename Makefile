@@ -70,6 +70,7 @@ reference: $(STAMP) data
 	Rscript $(REF)/lme4_weights.R $(REF)/fixtures/weights
 	Rscript $(REF)/lme4_glmer_confint.R $(REF)/fixtures/glmer_confint
 	Rscript $(REF)/lme4_families.R $(REF)/fixtures/families
+	Rscript $(REF)/lme4_predict.R $(REF)/fixtures/predict
 	Rscript $(REF)/lme4_formulas.R $(REF)/fixtures/formulas
 	Rscript $(REF)/lmertest_parity.R $(REFIN) $(REF)/fixtures/lmertest_parity
 
