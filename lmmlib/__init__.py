@@ -37,6 +37,7 @@ from .glmm.laplace import FactorError
 from .glmm.model import GeneralizedLinearMixedModel
 from .glmm.negbin import glmer_nb
 from .glmm.separation import SeparationWarning
+from .glmm.update import update
 from .inference.anova import aic_table, anova, chisq_mixture_pvalue, drop_level_screen
 from .inference.batch import batch_refit
 from .inference.bootstrap import BootstrapLRT, BootstrapResult, bootstrap, bootstrap_lrt
@@ -51,7 +52,6 @@ from .models.lm import LinearModel, lm
 from .models.lmlist import LmList, lmList
 from .models.lmm import LinearMixedModel
 from .models.partitioned import PartitionedLinearMixedModel, lmer_partitioned
-from .models.update import update
 
 __version__ = "0.1.0"
 

@@ -51,12 +51,22 @@ class Design:
     offset: np.ndarray | None = None  # a known part of the linear predictor (all its parts)
     offset_terms: tuple[str, ...] = ()  # expressions that give it on new data
     offset_numbers: bool = False  # part of it was given as numbers (not for new data)
+    offset_argument: np.ndarray | None = None  # the part given as the offset= argument
 
-    def with_offset(self, values: np.ndarray, term: str | None) -> Design:
-        """The design with ``values`` added to its offset (``term`` evaluates them on new data)."""
+    def with_offset(self, values: np.ndarray, term: str | None,
+                    argument: bool = False) -> Design:
+        """The design with ``values`` added to its offset (``term`` evaluates them on new data).
+
+        ``argument``: the values are the fitting function's ``offset=`` (not a
+        formula term), kept apart so that a refit with a new formula can pass
+        them again.
+        """
         total = values if self.offset is None else self.offset + values
         terms = self.offset_terms if term is None else self.offset_terms + (term,)
-        return replace(self, offset=total, offset_terms=terms,
+        arg = self.offset_argument
+        if argument:
+            arg = values if arg is None else arg + values
+        return replace(self, offset=total, offset_terms=terms, offset_argument=arg,
                        offset_numbers=self.offset_numbers or term is None)
 
     def pad(self, values: Any, name: str | None = None) -> pd.Series:
@@ -234,8 +244,8 @@ def build_design(formula: str | ParsedFormula, data: Any, *, require_random: boo
         )
     data = as_frame(data)
     parsed = expand_dot(parsed, data.columns)
+    mf = build_frame(parsed, data, subset, na_action)  # offset() columns included, as R's
     parsed, offsets = split_offsets(parsed)
-    mf = build_frame(parsed, data, subset, na_action)
     frame = mf.frame
     y = response_vector(frame, parsed.response)
     with state_rows(mf.state):
@@ -255,8 +265,8 @@ def build_design(formula: str | ParsedFormula, data: Any, *, require_random: boo
         raise DataError(f"{X.shape[1]} fixed effects for {len(y)} observations: too few data")
     design = Design(parsed, frame, y, X, names, tuple(blocks), tuple(reterms), spec, specs,
                     dropped, mf.exclusion)
-    for expr in offsets:  # R's offset(x) terms, on the model frame's rows of the data
-        design = design.with_offset(_offset_values(expr, data.loc[frame.index]), expr)
+    for expr in offsets:  # R's offset(x) terms, on the model frame's rows
+        design = design.with_offset(_offset_values(expr, frame), expr)
     return design
 
 

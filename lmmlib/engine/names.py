@@ -33,7 +33,8 @@ __all__ = ["Aliased", "alias_text", "mask_quoted", "r_names", "restore_names", "
 
 #: Names formula evaluation provides: formulaic's (``np``, ``log``, ``C``, ``poly``...),
 #: R's functions of :mod:`lmmlib.engine.rfunctions` (``sqrt``, ``abs``...), constants.
-KNOWN = frozenset(TRANSFORMS) | frozenset(CONTEXT) | {"True", "False", "None"}
+# "offset" is R's offset(x) term, taken out of the fixed part by the design stage
+KNOWN = frozenset(TRANSFORMS) | frozenset(CONTEXT) | {"True", "False", "None", "offset"}
 
 #: R functions formulaic does not know by that name, with what to write instead.
 R_HINTS = {

@@ -409,7 +409,8 @@ def glmer(formula: str, data: Any, family: str | Family, weights: Any = None,
     wt = prior_weights(weights, data, design.frame)
     if offset is not None:
         design = design.with_offset(row_values(offset, data, design.frame, "offset"),
-                                    f"`{offset}`" if isinstance(offset, str) else None)
+                                    f"`{offset}`" if isinstance(offset, str) else None,
+                                    argument=True)
     fam.check(design.y, wt, design.formula.response)
     with blas_threads(1):
         problem = GlmmProblem(design, fam, wt, design.offset)

@@ -142,7 +142,8 @@ def with_weights_offset(design: Design, data: Any, weights: Any, offset: Any) ->
         design = replace(design, weights=w)
     if offset is not None:
         o = row_values(offset, data, design.frame, "offset")
-        design = design.with_offset(o, f"`{offset}`" if isinstance(offset, str) else None)
+        design = design.with_offset(o, f"`{offset}`" if isinstance(offset, str) else None,
+                                    argument=True)
     return design
 
 

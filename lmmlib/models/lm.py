@@ -21,7 +21,7 @@ from ..engine.design import Design, build_design, fixed_rows, newdata_frame
 from ..engine.fitting import response_like
 from ..engine.simulate import as_generator
 from ..engine.threads import blas_threads
-from ..errors import DataError
+from ..errors import DataError, FormulaError
 from ..inference.confint import percent_labels
 from ..kinds import LinearFit
 from .accessors import DataAccessors, gaussian_resid
@@ -226,4 +226,7 @@ def lm(formula: str, data: Any, *, subset: Any = None, na_action: str = "omit") 
                               na_action=na_action)
         if design.formula.is_mixed:
             raise DataError(f"formula {formula!r} has random terms; use lmmlib.lmer")
+        if design.offset is not None:
+            raise FormulaError(f"lm does not take offset() terms ({formula!r}): subtract the "
+                               "offset from the response, or use lmmlib.lmer")
         return LinearModel(design)

@@ -175,12 +175,14 @@ def update(model: Any, formula: str | None = None, data: Any = None, reml: bool 
     new = model.formula if formula is None else update_formula(model.formula, formula)
     frame = model.design.frame if data is None else data
     design = model.design
-    for arg in ("weights", "offset"):
-        if getattr(design, arg, None) is not None and arg not in kwargs:
+    carried = {"weights": getattr(design, "weights", None),
+               "offset": getattr(design, "offset_argument", None)}  # offset() terms stay
+    for arg, value in carried.items():
+        if value is not None and arg not in kwargs:
             if data is not None:
                 raise ArgumentError(f"update: the model was fitted with {arg}; pass {arg}= "
                                     "again for the new data")
-            kwargs[arg] = getattr(design, arg)  # the model frame's rows, in order
+            kwargs[arg] = value  # the model frame's rows, in order
     if isinstance(model, LinearMixedFit):
         reml = model.reml if reml is None else as_bool(reml, "reml")
         fit, fixed = lmer, {"reml": reml}

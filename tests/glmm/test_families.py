@@ -160,3 +160,20 @@ def test_residual_types_of_a_probit_fit_match_lme4():
     # lme4's residuals(m, type) at the same optimum (θ, β within 3e-7): 1e-5
     for kind, values in fx["residuals"].items():
         np.testing.assert_allclose(m.resid(kind).to_numpy(), values, rtol=1e-5, atol=1e-6)
+
+
+def test_update_refits_a_glmer_fit_with_its_family_and_weights():
+    fx = reference("families", "cbpp_probit")
+    data = data_of(fx)
+    m = lmmlib.glmer(fx["python_formula"], data, lmmlib.binomial("probit"), weights="size")
+    # the same formula, family, weights and nAGQ: the same fit (rounding of one problem)
+    again = lmmlib.update(m)
+    assert again.deviance == pytest.approx(m.deviance, rel=1e-10)
+    assert again.family.link == "probit"
+    smaller = lmmlib.update(m, ". ~ . - period")
+    assert smaller.formula == "prop ~ (1 | herd)"
+    # removing period costs deviance (it is a strong effect in cbpp): nested, so higher
+    assert smaller.deviance > m.deviance + 10
+    logit = lmmlib.update(m, family="binomial")
+    ref = lmmlib.glmer(fx["python_formula"], data, "binomial", weights="size")
+    assert logit.deviance == pytest.approx(ref.deviance, rel=1e-10)
