@@ -53,6 +53,7 @@ bench: $(STAMP) data
 	$(VPY) tests/benchmarks/bench_inference.py
 	$(VPY) tests/benchmarks/bench_scale.py
 	$(VPY) tests/benchmarks/bench_glmm.py
+	$(VPY) tests/benchmarks/bench_partitioned.py --compare
 
 # R packages: apt-get install -y r-base-core r-cran-lme4 r-cran-jsonlite r-cran-lmertest r-cran-rlrsim r-cran-pbkrtest
 REF := tests/reference
@@ -73,6 +74,7 @@ reference: $(STAMP) data
 	Rscript $(REF)/lme4_predict.R $(REF)/fixtures/predict
 	Rscript $(REF)/lme4_formulas.R $(REF)/fixtures/formulas
 	Rscript $(REF)/lmertest_parity.R $(REFIN) $(REF)/fixtures/lmertest_parity
+	Rscript $(REF)/book_exercises.R $(REFIN) $(REF)/fixtures/book
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check lmmlib tests

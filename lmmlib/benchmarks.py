@@ -55,6 +55,7 @@ class StoredResults:
     small: list[pd.DataFrame]
     small_machine: dict[str, str]
     inference: list[pd.DataFrame]
+    partitioned: dict | None = None  # bench_partitioned.py's result, if it was run
 
 
 def stored_results(folder: str | Path | None = None) -> StoredResults:
@@ -82,5 +83,7 @@ def stored_results(folder: str | Path | None = None) -> StoredResults:
     except FileNotFoundError as exc:
         raise LmmlibError(f"benchmark results not found in {folder} ({exc.filename}): "
                           "run `make bench` to create them") from exc
+    part = folder / "partitioned_results.json"
+    partitioned = json.loads(part.read_text()) if part.exists() else None
     return StoredResults(scale, markdown_tables(small), _machine(small),
-                         markdown_tables(inference))
+                         markdown_tables(inference), partitioned)
