@@ -63,6 +63,8 @@ __all__ = ["GlmmFit", "SeparationWarning", "glmer"]
 
 HESS_STEP = 1e-3  # pilot central-difference step in (θ, whitened β)
 STEP_FRACTION = 1e-2  # final steps, in units of each coordinate's curvature scale
+POLISH_STEPS = 3  # Newton steps on the finite-difference Hessian after BOBYQA
+POLISH_DEC = 1e-10  # a predicted decrease below this ends them (deviance rounding)
 
 
 @dataclass(frozen=True)
@@ -225,22 +227,38 @@ def _place_separated(problem: GlmmProblem, sep: Separation, theta: np.ndarray,
 
 def _polish(f: Callable[[np.ndarray], float], x: np.ndarray, H: np.ndarray, h: np.ndarray,
             lower: np.ndarray, boundary_tol: float) -> tuple[np.ndarray, np.ndarray, float]:
-    """One Newton step from BOBYQA's optimum on the free coordinates (kept if f drops).
+    """Newton steps from BOBYQA's optimum on the free coordinates, each kept if f drops.
+
+    The Hessian is the finite-difference one at BOBYQA's point; each step takes
+    a new central-difference gradient; after the first, the steps stop once one
+    predicts a decrease below POLISH_DEC (the criterion's rounding) or fails to
+    lower f.
+    Coordinates within ``boundary_tol`` of their bound are tried at the bound.
 
     Returns the point, the central-difference gradient there and f.
     """
-    f0, g = f(x), central_gradient(f, x, h)
-    free = ~(np.isfinite(lower) & (x - lower < boundary_tol))
-    dx = np.zeros_like(x)
-    try:
-        dx[free] = -np.linalg.solve(H[np.ix_(free, free)], g[free])
-    except np.linalg.LinAlgError:
-        return x, g, f0
-    x1 = np.maximum(x + dx, lower)
-    f1 = f(x1)
-    if f1 < f0:
-        return x1, central_gradient(f, x1, h), f1
-    return x, g, f0
+    fx, g = f(x), central_gradient(f, x, h)
+    near = np.isfinite(lower) & (x - lower < boundary_tol)
+    if near.any():  # a variance that BOBYQA left just above zero
+        at_bound = np.where(near, lower, x)
+        f_bound = f(at_bound)
+        if f_bound <= fx:
+            x, fx, g = at_bound, f_bound, central_gradient(f, at_bound, h)
+    free = ~near
+    for step in range(POLISH_STEPS):
+        dx = np.zeros_like(x)
+        try:
+            dx[free] = -np.linalg.solve(H[np.ix_(free, free)], g[free])
+        except np.linalg.LinAlgError:
+            break
+        if step and -0.5 * float(dx[free] @ g[free]) < POLISH_DEC:  # the model's gain
+            break
+        x1 = np.maximum(x + dx, lower)
+        f1 = f(x1)
+        if not f1 < fx:
+            break
+        x, fx, g = x1, f1, central_gradient(f, x1, h)
+    return x, g, fx
 
 
 def _stage2(outer: Outer, theta1: np.ndarray, sep: Separation | None,

@@ -36,7 +36,7 @@ from ..engine.design import block_covariates, fixed_rows
 from ..engine.frame import as_frame
 from ..engine.threads import blas_threads
 from ..errors import DataError, LmmlibError
-from ..kinds import LinearMixedFit
+from ..kinds import GeneralizedMixedFit, LinearMixedFit
 from .batch import batch_refit, supports_batch
 from .bootstrap import (
     check_replicates,
@@ -101,14 +101,17 @@ def _target(model: LinearMixedFit, newdata: Any, group: Any) -> tuple[_Target, p
     return target, frame.index
 
 
-def _noise(target: _Target, size: int, rng: np.random.Generator) -> np.ndarray:
-    """New random effects of new groups plus new residuals, shape (size, rows)."""
+def _noise(target: _Target, size: int, rng: np.random.Generator,
+           residual: bool = True) -> np.ndarray:
+    """New random effects of new groups plus (``residual``) new residuals, (size, rows)."""
     rows = target.X.shape[0]
     total = np.zeros((size, rows))
     for Z, code, scale in zip(target.Z, target.known, target.scale, strict=True):
         if code < 0:
             b = rng.standard_normal((size, rows, Z.shape[1])) @ scale.T
             total += np.einsum("rq,srq->sr", Z, b)
+    if not residual:
+        return total
     return total + target.sigma * rng.standard_normal((size, rows))
 
 
@@ -128,6 +131,10 @@ def _chunk(model: LinearMixedFit, target: _Target, use_u: bool, size: int,
     rng = np.random.default_rng(ss)
     with blas_threads(1):
         Y = model.simulate(size, rng, use_u=use_u)
+        if isinstance(model, GeneralizedMixedFit):  # new responses drawn from the family
+            eta = np.vstack([_predict(model.refit(y), target) for y in Y])
+            mu = model.family.linkinv(eta + _noise(target, size, rng, residual=False))
+            return model.family.sample(mu, np.ones_like(mu), rng)
         noise = _noise(target, size, rng)
         return np.vstack([_predict(model.refit(y), target) for y in Y]) + noise
 
@@ -162,6 +169,10 @@ def prediction_interval(model: LinearMixedFit, newdata: Any = None, group: Any =
                         n_jobs: int | None = None, progress: bool | None = None,
                         use_u: bool = True, batch: bool | None = None) -> pd.DataFrame:
     """Parametric bootstrap prediction interval for a new observation.
+
+    For a ``glmer`` fit the new observation is drawn from the family at the
+    refitted mean (a count, or a 0/1 outcome for the binomial), so the limits
+    are percentiles of responses and ``fit`` is the estimated mean.
 
     Parameters
     ----------
@@ -215,8 +226,9 @@ def prediction_interval(model: LinearMixedFit, newdata: Any = None, group: Any =
         For ``newdata`` without rows or a ``group`` the model does not know.
     """
     unweighted(model, "prediction_interval")
-    as_instance(model, "model", LinearMixedFit,
-                "a mixed model fitted by lmmlib.lmer (prediction_interval needs random effects)")
+    as_instance(model, "model", (LinearMixedFit, GeneralizedMixedFit),
+                "a mixed model fitted by lmmlib.lmer or lmmlib.glmer (prediction_interval "
+                "needs random effects)")
     nsim, seed = check_replicates(nsim), root_seed(rng)
     level = as_level(level)
     n_jobs = as_n_jobs(n_jobs)
@@ -233,7 +245,11 @@ def prediction_interval(model: LinearMixedFit, newdata: Any = None, group: Any =
         draws = np.vstack(run_chunks(task, nsim, seed, n_jobs, progress,
                                      "prediction interval"))
     lower, upper = percentile_interval(draws, level)
-    out = pd.DataFrame({"fit": _predict(model, target), "lower": lower, "upper": upper},
-                       index=index)
+    fit = _predict(model, target)
+    if isinstance(model, GeneralizedMixedFit):
+        fit = model.family.linkinv(fit)  # the mean; the limits are observable responses
+        q = [(1 - level) / 2, (1 + level) / 2]
+        lower, upper = np.quantile(draws, q, axis=0, method="inverted_cdf")
+    out = pd.DataFrame({"fit": fit, "lower": lower, "upper": upper}, index=index)
     out.attrs.update(nsim=nsim, seed=seed, level=level, use_u=use_u, group=group)
     return out

@@ -157,9 +157,11 @@ def test_residual_types_of_a_probit_fit_match_lme4():
     fx = reference("predict", "cbpp_probit")
     data = data_of(fx)
     m = lmmlib.glmer(fx["formula"], data, lmmlib.binomial("probit"))
-    # lme4's residuals(m, type) at the same optimum (θ, β within 3e-7): 1e-5
+    # lme4's residuals(m, type) at the same optimum: they move with (θ, β) inside the
+    # optimum's spread (β within ~3e-6 relative) and lme4's PIRLS tolerance, so 1e-4
+    # relative with a 1e-5 absolute floor for residuals near zero (seen 3.5e-5, 1.6e-6)
     for kind, values in fx["residuals"].items():
-        np.testing.assert_allclose(m.resid(kind).to_numpy(), values, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(m.resid(kind).to_numpy(), values, rtol=1e-4, atol=1e-5)
 
 
 def test_update_refits_a_glmer_fit_with_its_family_and_weights():

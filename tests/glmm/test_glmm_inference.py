@@ -102,3 +102,17 @@ def test_varpar_se_table_is_that_of_lmer(counts):
     log = m.varpar_se(scale="logsd")
     # delta method: SE(log sd) = SE(sd)/sd (closed form)
     assert log["se"].iloc[0] == pytest.approx(glmm_table["se"].iloc[0] / m.theta[0], rel=1e-12)
+
+
+def test_prediction_interval_of_a_glmer_fit(counts):
+    fx, m = counts
+    new = pd.DataFrame({"x": [0.0, 1.0]})
+    pi = lmmlib.prediction_interval(m, new, nsim=200, rng=4, use_u=False)
+    # the mean of a new group is exp(β0 + β1 x) times the lognormal mean of its effect;
+    # the interval holds counts, so its limits are whole numbers around that mean
+    assert np.all(pi["lower"] <= pi["fit"]) and np.all(pi["fit"] <= pi["upper"])
+    np.testing.assert_allclose(pi["fit"], np.exp(m.fixef.iloc[0] + m.fixef.iloc[1] * new.x),
+                               rtol=1e-12)
+    assert np.all(pi[["lower", "upper"]].to_numpy() % 1 == 0)
+    again = lmmlib.prediction_interval(m, new, nsim=200, rng=4, use_u=False)
+    pd.testing.assert_frame_equal(pi, again)  # reproducible from the seed

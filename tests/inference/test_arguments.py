@@ -340,7 +340,6 @@ def test_anova_lists_and_names(c, call, match):
 LMER_ONLY = [  # (id, call on a bad model, the message's start)
     ("exact_rlrt m", lambda c, b: exact_rlrt(b, nsim=10, rng=1), "m must be a mixed model"),
     ("exact_rlrt mA", lambda c, b: exact_rlrt(c.m, nsim=10, rng=1, mA=b, m0=c.m), "mA must be"),
-    ("prediction_interval", lambda c, b: prediction_interval(b, nsim=2, rng=1), "model must be a"),
     ("confint", lambda c, b: confint(b), "model must be a mixed model fitted by lmmlib.lmer"),
     ("coef_table", lambda c, b: coef_table(b), "model must be a mixed model"),
     ("shrinkage", lambda c, b: shrinkage(b), "model must be a mixed model"),
@@ -353,6 +352,7 @@ LMER_OR_LM = [
     ("drop_level_screen", lambda c, b: drop_level_screen(b, "operator"), "model must be a fit"),
 ]
 MIXED = [  # lmer and glmer fits
+    ("prediction_interval", lambda c, b: prediction_interval(b, nsim=2, rng=1), "model must be a"),
     ("profile", lambda c, b: profile(b), "model must be a mixed model fitted by lmmlib.lmer or"),
     ("zeta_at", lambda c, b: zeta_at(b, ".sigma", [1.0]), "model must be a mixed model"),
 ]
