@@ -17,7 +17,7 @@ from functools import partial
 
 import numpy as np
 import pytest
-from conftest import SAME_OPTIMUM_SE, fixture_data, reference, same_optimum, three_fits
+from conftest import SAME_OPTIMUM_SE, fixture_data, reference, same_optimum
 
 import lmmlib
 from lmmlib.errors import ArgumentError, DataError, FormulaError
