@@ -101,6 +101,10 @@ def glmer_nb(formula: str, data: Any, weights: Any = None, offset: Any = None,
 
     res = minimize_scalar(deviance, bounds=(np.log(start) - 3.0, np.log(start) + 3.0),
                           method="bounded", options={"xatol": LOG_THETA_TOL})
-    return glmer(formula, data, NegativeBinomial(np.exp(res.x)), weights=weights,
-                 offset=offset, start={"theta": last[0].theta, "fixef": last[0].fixef},
-                 **kwargs)
+    family = NegativeBinomial(np.exp(res.x))
+    warm = glmer(formula, data, family, weights=weights, offset=offset,
+                 start={"theta": last[0].theta, "fixef": last[0].fixef}, **kwargs)
+    # the search refits from the previous θ's optimum; a fit from the default start at
+    # the chosen θ guards against one of those warm starts having stopped elsewhere
+    cold = glmer(formula, data, family, weights=weights, offset=offset, **kwargs)
+    return cold if cold.deviance < warm.deviance else warm
