@@ -75,13 +75,14 @@ class GlmerControl(LmerControl):
         Stopping tolerance of the rough first stage (lme4's ``nAGQ = 0`` pass
         that gives the start of the full optimisation).
     ftol_abs, xtol_abs : float
-        BOBYQA's tolerances in the full (θ, β) optimisation, 1e-8: Newton steps
-        on the finite-difference Hessian then finish it to the criterion's
-        rounding, more cheaply than BOBYQA's last iterations would.
+        BOBYQA's tolerances in the full (θ, β) optimisation, 1e-6: Newton steps
+        on the finite-difference Hessian then finish it (to ~1e-10 in the
+        deviance), more cheaply than BOBYQA's last iterations would; the
+        gradient check (``grad_tol``) is made after them.
     (the others)
         As :class:`LmerControl`, for the full (θ, β) optimisation.
     """
 
-    ftol_abs: float = 1e-8
-    xtol_abs: float = 1e-8
+    ftol_abs: float = 1e-6
+    xtol_abs: float = 1e-6
     stage1_tol: float = 1e-6

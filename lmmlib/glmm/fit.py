@@ -63,8 +63,9 @@ __all__ = ["GlmmFit", "SeparationWarning", "glmer"]
 
 HESS_STEP = 1e-3  # pilot central-difference step in (θ, whitened β)
 STEP_FRACTION = 1e-2  # final steps, in units of each coordinate's curvature scale
-POLISH_STEPS = 3  # Newton steps on the finite-difference Hessian after BOBYQA
+POLISH_STEPS = 5  # Newton steps on the finite-difference Hessian after BOBYQA
 POLISH_DEC = 1e-10  # a predicted decrease below this ends them (deviance rounding)
+HESS_REFRESH = 1e-4  # a polish moving x (unit scale) further re-evaluates the Hessian
 
 
 @dataclass(frozen=True)
@@ -270,8 +271,10 @@ def _stage2(outer: Outer, theta1: np.ndarray, sep: Separation | None,
     exist in the limit).
     """
     problem, nth = outer.problem, theta1.size
-    opt = minimize_theta(outer.crit, np.concatenate([theta1, np.zeros(outer.M.shape[1])]),
-                         outer.lower, control, restart=False)  # polished by Newton below
+    with warnings.catch_warnings():  # the gradient is checked after the Newton polish
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        opt = minimize_theta(outer.crit, np.concatenate([theta1, np.zeros(outer.M.shape[1])]),
+                             outer.lower, control, restart=False, grad_tol=1e300)
     x = opt.theta
     u_hat = problem.mode_at_optimum(*outer.split(x), np.zeros(problem.nu)).u
 
@@ -282,7 +285,11 @@ def _stage2(outer: Outer, theta1: np.ndarray, sep: Separation | None,
                             np.full(x.size - nth, HESS_STEP)])
     h = curvature_steps(f, x, pilot, STEP_FRACTION)
     Hx = hessian(f, x, h)
+    x0 = x
     x, g, fval = _polish(f, x, Hx, h, outer.lower, control.boundary_tol)
+    if sep is None and np.max(np.abs(x - x0)) > HESS_REFRESH:
+        Hx = hessian(f, x, h)  # the standard errors' curvature at the optimum itself
+    converged = _check_polished(Hx, g, x, outer.lower, control)
     theta, beta = outer.split(x)
     J = outer.jacobian()
     Jinv = np.linalg.inv(J) if J.shape[0] == J.shape[1] else np.linalg.pinv(J)
@@ -294,8 +301,30 @@ def _stage2(outer: Outer, theta1: np.ndarray, sep: Separation | None,
     mode = problem.mode_at_optimum(theta, beta, u_hat)
     fval = problem.laplace(mode) if outer.nagq == 1 else problem.agq(mode, outer.nagq)
     opt = replace(opt, theta0=np.concatenate([theta1, outer.beta1]),
-                  theta=np.concatenate([theta, beta]), fval=fval, gradient=Jinv.T @ g)
+                  theta=np.concatenate([theta, beta]), fval=fval, gradient=Jinv.T @ g,
+                  converged=opt.converged and converged)
     return opt, mode, H
+
+
+def _check_polished(H: np.ndarray, g: np.ndarray, x: np.ndarray, lower: np.ndarray,
+                    control: GlmerControl) -> bool:
+    """lme4's convergence check after the polish: the Newton step |H⁻¹g| is small.
+
+    Warns (ConvergenceWarning) when a free coordinate's step exceeds ``grad_tol``.
+    """
+    free = ~(np.isfinite(lower) & (x - lower < control.boundary_tol))
+    if not free.any() or not np.all(np.isfinite(H)):
+        return True
+    try:
+        step = np.abs(np.linalg.solve(H[np.ix_(free, free)], g[free]))
+    except np.linalg.LinAlgError:
+        return True
+    worst = float(step.max())
+    if worst > control.grad_tol:
+        warnings.warn(f"model may not have converged: scaled gradient {worst:.2g} after the "
+                      "Newton polish", ConvergenceWarning, stacklevel=4)
+        return False
+    return True
 
 
 def _stage1_fit(problem: GlmmProblem, opt1: OptSummary,
