@@ -20,7 +20,7 @@ import pandas as pd
 import scipy.linalg
 
 from ..errors import DataError, DataWarning, FormulaError
-from .formula import ParsedFormula, expand_dot, parse_formula
+from .formula import ParsedFormula, expand_dot, parse_formula, split_top_level
 from .frame import as_frame, build_frame, normalise_columns, response_vector
 from .reterms import Block, ReTerm, build_blocks, new_level_codes
 from .rows import Exclusion
@@ -280,7 +280,7 @@ def split_offsets(parsed: ParsedFormula) -> tuple[ParsedFormula, list[str]]:
     ('x', ['log(t)'])
     """
     terms, offsets = [], []
-    for term in _split_plus(parsed.fixed):
+    for term in split_top_level(parsed.fixed, "+"):
         m = re.fullmatch(r"\s*offset\s*\((.*)\)\s*", term, re.DOTALL)
         if m:
             offsets.append(m.group(1).strip())
@@ -289,18 +289,6 @@ def split_offsets(parsed: ParsedFormula) -> tuple[ParsedFormula, list[str]]:
     if not offsets:
         return parsed, []
     return replace(parsed, fixed=" + ".join(terms) if terms else "1"), offsets
-
-
-def _split_plus(text: str) -> list[str]:
-    """``text`` split at its top-level ``+`` signs."""
-    parts, depth, start = [], 0, 0
-    for i, ch in enumerate(text):
-        depth += ch == "("
-        depth -= ch == ")"
-        if ch == "+" and depth == 0:
-            parts.append(text[start:i])
-            start = i + 1
-    return parts + [text[start:]]
 
 
 def _offset_values(expr: str, frame: pd.DataFrame) -> np.ndarray:

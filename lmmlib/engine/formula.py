@@ -30,7 +30,7 @@ from functools import lru_cache
 from ..errors import FormulaError
 from .names import alias_text, mask_quoted, strip_quotes
 
-__all__ = ["ParsedFormula", "RandomTerm", "expand_dot", "parse_formula"]
+__all__ = ["ParsedFormula", "RandomTerm", "expand_dot", "parse_formula", "split_top_level"]
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,7 @@ def _r_powers_to_python(text: str) -> str:
     return "".join(out)
 
 
-def _split_top_level(text: str, sep: str) -> list[str]:
+def split_top_level(text: str, sep: str) -> list[str]:
     """Split ``text`` on ``sep`` where it is not inside parentheses or quotes."""
     parts, depth, start = [], 0, 0
     masked = mask_quoted(text)
@@ -138,7 +138,7 @@ def _bar_term(term: str) -> tuple[str, str, bool] | None:
         return None
     inner = term[1:-1]
     for sep, double in (("||", True), ("|", False)):
-        parts = _split_top_level(inner, sep)
+        parts = split_top_level(inner, sep)
         if len(parts) == 2:
             return parts[0].strip(), parts[1].strip(), double
         if len(parts) > 2:
@@ -150,8 +150,8 @@ def _group_factors(group: str, term: str) -> list[tuple[str, ...]]:
     """Expand a grouping expression: ``a`` | ``a:b`` | ``a/b`` (nested)."""
     if not group.strip():
         raise FormulaError(f"random term {term!r} has no grouping factor")
-    nested = [[_factor_name(f, term) for f in _split_top_level(part, ":")]
-              for part in _split_top_level(group, "/")]
+    nested = [[_factor_name(f, term) for f in split_top_level(part, ":")]
+              for part in split_top_level(group, "/")]
     if len(nested) > 1:
         if any(len(names) > 1 for names in nested):
             raise FormulaError(f"random term {term!r} mixes / and : in its grouping factor")
@@ -321,7 +321,7 @@ def parse_formula(formula: str) -> ParsedFormula:
         raise FormulaError(f"formula must be a string, got {type(formula).__name__}")
     text = _squash_spaces(_r_powers_to_python(formula))
     _check_operators(text, formula)
-    sides = _split_top_level(text, "~")
+    sides = split_top_level(text, "~")
     if len(sides) != 2 or not sides[0].strip():
         raise FormulaError(f"formula {formula!r} must look like 'response ~ terms'")
     response, rhs = sides[0].strip(), sides[1].strip()
@@ -332,7 +332,7 @@ def parse_formula(formula: str) -> ParsedFormula:
     terms = signed_terms(rhs)
     for sign, term in terms:
         bar = _bar_term(term)
-        if bar is None and len(_split_top_level(term, "|")) > 1:
+        if bar is None and len(split_top_level(term, "|")) > 1:
             raise _unparenthesised(term, response, terms, formula)
         if bar is None:
             fixed.append(term if sign == "+" else f"- {term}")

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..engine.formula import parse_formula
+from ..engine.formula import parse_formula, split_top_level
 from ..engine.rows import row_values
 from ..errors import ArgumentError, DataError, FormulaError
 from .laplace import GlmmProblem
@@ -18,18 +18,6 @@ __all__ = ["bool_response_as_float", "cbind_response", "prior_weights", "row_val
 
 _CBIND = re.compile(r"^\s*cbind\s*\((?P<inner>.*)\)\s*~(?P<rhs>.*)$", re.DOTALL)
 CBIND_COLUMN = "_cbind_proportion_"
-
-
-def _split_top_level(text: str) -> list[str]:
-    """``text`` split at its commas outside parentheses."""
-    parts, depth, start = [], 0, 0
-    for i, ch in enumerate(text):
-        depth += ch == "("
-        depth -= ch == ")"
-        if ch == "," and depth == 0:
-            parts.append(text[start:i])
-            start = i + 1
-    return parts + [text[start:]]
 
 
 def cbind_response(formula: str, data: pd.DataFrame, weights: Any, na_action: str = "omit"):
@@ -59,7 +47,7 @@ def cbind_response(formula: str, data: pd.DataFrame, weights: Any, na_action: st
     match = _CBIND.match(formula) if isinstance(formula, str) else None
     if match is None:
         return formula, data, weights
-    args = [a.strip() for a in _split_top_level(match["inner"])]
+    args = [a.strip() for a in split_top_level(match["inner"], ",")]
     if len(args) != 2 or not all(args):
         raise FormulaError(f"cbind() in {formula!r} needs two expressions: the numbers of "
                            "successes and of failures, e.g. cbind(k, n - k)")

@@ -285,9 +285,8 @@ class LinearMixedModel(LinearMixedFit, RandomEffectsMixin, InformationCriteria, 
         0  25.57    0.59
         1  75.24    0.59
         """
-        out = self._predict(newdata, re, allow_new_levels, re_form, se_fit, interval, level,
-                            self.pls.offset)
-        return out
+        return self._predict(newdata, re, allow_new_levels, re_form, se_fit, interval, level,
+                             self.pls.offset)
 
     # -- simulation and refitting -------------------------------------------
     def simulate(self, nsim: int = 1, rng: np.random.Generator | int | None = None,

@@ -100,7 +100,8 @@ def test_crossed_glmm_steps_take_the_sparse_schur_path(monkeypatch):
 def test_offset_term_in_a_glmer_formula(cbpp_offset):
     fx, data, m = cbpp_offset
     term = lmmlib.glmer("incidence ~ period + offset(log(size)) + (1 | herd)", data, "poisson")
-    # offset(log(size)) is the fixture's lsize column: the same fit (rounding of log)
-    assert term.deviance == pytest.approx(m.deviance, rel=1e-10)
+    # offset(log(size)) is the fixture's lsize column (R's log): the same optimum
+    assert term.deviance == pytest.approx(m.deviance, **SAME_OPTIMUM)
     np.testing.assert_allclose(term.predict(newdata=data, re=False).to_numpy(),
-                               m.predict(newdata=data, re=False).to_numpy(), rtol=1e-9)
+                               m.predict(newdata=data, re=False).to_numpy(), rtol=1e-6)
+    # (predictions of two fits of one optimum: they move with β inside its spread, ~1e-8)
