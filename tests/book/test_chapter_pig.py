@@ -28,6 +28,7 @@ from conftest import (
     model_spread,
     optimum_spread,
     profiled_at,
+    reference,
 )
 from test_chapters import executed, glued, number
 
@@ -76,7 +77,7 @@ def test_pooled_and_stratified_lm(values):
 
 
 def test_random_intercept_reml(values):
-    # seed 001: REML id variance 15.142, residual 4.395; lme4 fixture pig_reml for more
+    # SOURCES.md (the slides): REML id variance 15.142, residual 4.395; fixture pig_reml for more
     # digits (15.1418, 4.3947 to 4 decimals)
     assert values["tau2_reml"] == course_value(15.1418, 4, optimum_spread("pig_reml", "vcov", 0))
     assert values["sigma2_reml"] == course_value(4.3947, 4, optimum_spread("pig_reml", "vcov", 1))
@@ -142,7 +143,7 @@ def test_effective_df(values):
 
 
 def test_ml_versus_reml(values):
-    # seed 001 / SOURCES.md: ML id variance 14.817, residual 4.383, AIC 2037.85 (14.81749
+    # SOURCES.md: ML id variance 14.817, residual 4.383, AIC 2037.85 (14.81749
     # lies 1e-5 inside its rounding interval: hence the spread)
     assert values["tau2_ml"] == course_value(14.817, 3, optimum_spread("pig_ml", "vcov", 0))
     assert values["sigma2_ml"] == course_value(4.383, 3, optimum_spread("pig_ml", "vcov", 1))
@@ -212,3 +213,129 @@ def test_exercise_one_mean_per_week(values):
     assert values["ex_weeks_sigma2"] == pytest.approx(sigma2, abs=1e-10 + s_sigma2)
     assert values["ex_weeks_tau2"] == pytest.approx(tau2, abs=1e-10 + s_tau2)
     assert values["ex_weeks_sigma2"] < values["sigma2_reml"]
+
+
+# -- conditional SD against the stratified SE (like with like) -----------------------
+
+
+def test_conditional_sd_and_prediction_se(values):
+    # closed forms of the balanced random intercept at the chapter's own variances
+    # (glued to full precision), so rounding only: condsd^2 = sigma2 / (9 + sigma2/tau2)
+    tau2, sigma2 = values["tau2_reml"], values["sigma2_reml"]
+    n, m, xbar, sxx = 48, 9, 5.0, 48 * 60.0
+    assert values["condsd"] == pytest.approx(np.sqrt(sigma2 / (m + sigma2 / tau2)), rel=1e-9)
+    # the slope's part of the stratified intercept's variance: xbar^2 sigma2 / Sxx
+    assert values["slope_part"] == pytest.approx(xbar**2 * sigma2 / sxx, rel=1e-12)
+    assert values["st_se_level"] == pytest.approx(np.sqrt(sigma2 / m), rel=1e-12)
+    # prediction error of beta0_hat + b_i_hat with the fixed effects estimated (Henderson's
+    # C^-1), in closed form: b0_hat + b_i_hat = (1-r) ybar.. + r ybar_i - xbar beta1_hat, so
+    # the error is -(1-r)(1-1/n) b_i + (1-r)/n sum_{j!=i} b_j + ((1-r)/n + r) e_i
+    # + (1-r)/n sum_{j!=i} e_j - xbar (beta1_hat - beta1), with var(e_i) = sigma2/m
+    r = tau2 / (tau2 + sigma2 / m)
+    s = sigma2 / m
+    pev = (tau2 * (1 - r) ** 2 * ((1 - 1 / n) ** 2 + (n - 1) / n**2)
+           + s * (((1 - r) / n + r) ** 2 + (n - 1) * (1 - r) ** 2 / n**2)
+           + xbar**2 * sigma2 / sxx)
+    # a 50 x 50 inverse against the closed form: rounding only
+    assert values["pev_se"] == pytest.approx(np.sqrt(pev), rel=1e-9)
+    # the chapter's claim: the slope term is most of the gap, and the like-with-like
+    # prediction SE lies just below the stratified SE
+    assert values["slope_share"] > 50
+    assert values["condsd"] < values["pev_se"] < values["st_se_alpha"]
+
+
+# -- the bias-variance simulation ---------------------------------------------------
+
+
+def _simulation():
+    """The chapter's simulation, recomputed with its seed (same draws, same refits)."""
+    pig = course_data("pig")
+    fit = lmmlib.lmer("weight ~ weeks + (1 | id)", pig)
+    tau = float(fit.varcorr["sdcor"].iloc[0])
+    rng = np.random.default_rng(526)
+    X = fit.model_matrix
+    rows = np.unique(fit.model_frame["id"], return_inverse=True)[1]
+    truth, blups, raws = [], [], []
+    for _ in range(1000):
+        b = rng.normal(0.0, tau, 48)
+        y = X @ fit.fixef.to_numpy() + b[rows] + rng.normal(0.0, fit.sigma, len(pig))
+        refit = lmmlib.shrinkage(fit.refit(y))
+        truth.append(b - b.mean())
+        blups.append(refit["blup"].to_numpy())
+        raws.append(refit["raw"].to_numpy())
+    return fit, tau, np.array(truth), np.array(blups), np.array(raws)
+
+
+def test_bias_variance_simulation(values):
+    fit, tau, truth, blups, raws = _simulation()
+    # the same seed, data and refits as the chapter: identical up to the rounding of
+    # the optimiser's stopping point (each refit warm-starts at the same theta)
+    mse_blup = np.mean((blups - truth) ** 2)
+    mse_raw = np.mean((raws - truth) ** 2)
+    assert values["sim_mse_blup"] == pytest.approx(mse_blup, rel=1e-8)
+    assert values["sim_mse_raw"] == pytest.approx(mse_raw, rel=1e-8)
+    extreme = np.abs(truth) > 2 * tau
+    bias_ext = np.mean(((blups - truth) * np.sign(truth))[extreme])
+    assert values["sim_bias_blup_ext"] == pytest.approx(bias_ext, rel=1e-6)
+    # closed form: raw - (b_i - bbar) = ebar_i - ebar.., variance (sigma2/9)(1 - 1/48);
+    # Monte Carlo: the 1000 replicate means are independent, so 4 of their standard
+    # errors bound the gap (a 6e-5 chance of a false failure)
+    per_rep = np.mean((raws - truth) ** 2, axis=1)
+    theory = fit.sigma**2 / 9 * (1 - 1 / 48)
+    assert values["sim_mse_raw_theory"] == pytest.approx(theory, rel=1e-12)
+    assert abs(per_rep.mean() - theory) < 4 * per_rep.std(ddof=1) / np.sqrt(len(per_rep))
+    # the chapter's claims: BLUPs win on MSE overall, are biased towards the line
+    # (negative) for the extreme pigs, and lose on MSE there
+    assert values["sim_mse_blup"] < values["sim_mse_raw"]
+    assert values["sim_bias_blup_ext"] < 0
+    assert abs(values["sim_bias_raw_ext"]) < abs(values["sim_bias_blup_ext"]) / 5
+    assert values["sim_mse_blup_ext"] > values["sim_mse_raw_ext"]
+
+
+# -- the random slope, against lme4 (tests/reference/book_pig_slope.R) ----------------
+
+
+def test_random_slope_against_lme4(values):
+    fx = reference("book", "pig_slope")
+    pig = course_data("pig")
+    fit = lmmlib.lmer("weight ~ weeks + (weeks | id)", pig)
+    # lme4 stops at its minimum with tight tolerances; lmmlib's criterion within OPT_GAP
+    assert fit.objective == pytest.approx(fx["slope_reml"]["deviance"], abs=OPT_GAP)
+    np.testing.assert_allclose(fit.theta, fx["slope_reml"]["theta"], atol=1e-4)
+    # glued variances and SE: lme4's values (15 significant digits) plus lmmlib's spread
+    # of each under OPT_GAP (curvature bound)
+    vc = {(r["var1"], r["var2"]): r for r in fx["slope_reml"]["varcorr"]}
+    spread_vc = model_spread(fit, lambda th: profiled_at(fit, th)["varcorr"]["vcov"]
+                             .to_numpy()[:4])
+    assert values["sl_tau2_int"] == pytest.approx(vc[("(Intercept)", None)]["vcov"],
+                                                  abs=1e-9 + spread_vc[0])
+    assert values["sl_tau2_slope"] == pytest.approx(vc[("weeks", None)]["vcov"],
+                                                    abs=1e-9 + spread_vc[1])
+    assert values["sl_sigma2"] == pytest.approx(vc[(None, None)]["vcov"],
+                                                abs=1e-9 + spread_vc[3])
+    spread_corr = model_spread(fit, lambda th: profiled_at(fit, th)["varcorr"]["sdcor"]
+                               .to_numpy()[2:3])[0]
+    assert values["sl_corr"] == pytest.approx(vc[("(Intercept)", "weeks")]["sdcor"],
+                                              abs=1e-9 + spread_corr)
+    spread_se = model_spread(fit, lambda th: profiled_at(fit, th)["se"][1:2])[0]
+    assert values["sl_se_b1"] == pytest.approx(fx["slope_reml"]["se"][1], abs=1e-9 + spread_se)
+    # balanced design: the slope estimate does not depend on theta (GLS = OLS)
+    assert values["sl_b1"] == pytest.approx(fx["slope_reml"]["beta"]["values"][1], abs=1e-9)
+    # ML fits: AIC and the LRT are deviances; each of lmmlib's within OPT_GAP of lme4's
+    assert values["sl_aic_slope"] == pytest.approx(fx["slope_ml"]["aic"], abs=OPT_GAP + 1e-9)
+    assert values["sl_aic_ri"] == pytest.approx(fx["intercept_ml"]["aic"], abs=OPT_GAP + 1e-9)
+    assert values["sl_lrt"] == pytest.approx(fx["lrt"]["statistic"], abs=2 * OPT_GAP + 1e-9)
+    assert values["sl_lrt_df"] == fx["lrt"]["df"] == 2
+
+
+def test_random_slope_implied_spread(values):
+    # sqrt(G00 + 2w G01 + w^2 G11 + sigma2) from the glued components (rounding only);
+    # the random slope reproduces the fanning the data show (sd_w1 < sd_w9)
+    tau2_int, tau2_slope = values["sl_tau2_int"], values["sl_tau2_slope"]
+    cov = values["sl_corr"] * np.sqrt(tau2_int * tau2_slope)
+    for w, key in ((1, "sl_sd_w1"), (9, "sl_sd_w9")):
+        implied = np.sqrt(tau2_int + 2 * w * cov + w**2 * tau2_slope + values["sl_sigma2"])
+        assert values[key] == pytest.approx(implied, rel=1e-9)
+    assert values["sl_sd_w1"] < values["sd_w1"] * 1.2 and values["sl_sd_w9"] > values["sd_w1"]
+    assert values["sl_sd_ri"] == pytest.approx(np.sqrt(values["tau2_reml"]
+                                                       + values["sigma2_reml"]), rel=1e-12)
