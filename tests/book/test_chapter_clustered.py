@@ -71,3 +71,29 @@ def test_fixed_cluster_effects_se(values):
     assert values["ex_fixed_se"] == pytest.approx(np.sqrt(mse / 240), rel=1e-10)
     # ... and it is the smallest of the three standard errors (the chapter's point)
     assert values["ex_fixed_se"] < values["ps_se_naive"] < values["ps_se_mixed"]
+
+
+def test_within_mean_square_is_consistent(values):
+    # the within-cluster mean square is SS_W/(n(m-1)) = 2 x the fixed-effects MLE for m = 2
+    # (the chapter derives it from the same replicates: rounding only)
+    assert values["ns_within_big"] == pytest.approx(2 * values["ns_fixed_big"], rel=1e-12)
+    # Monte Carlo: 20 replicates of n = 3000 clusters; SS_W/(sigma2 n) is chi2_n / n, so
+    # the mean of 20 has SD sigma2 sqrt(2 / (20 n)); 4 SDs bound the gap to the truth
+    sd = 0.04 * np.sqrt(2 / (20 * 3000))
+    assert abs(values["ns_within_big"] - 0.04) < 4 * sd
+    # ... while the MLE sits at sigma2 / 2 (the Neyman-Scott limit), within the same bound
+    assert abs(values["ns_fixed_big"] - 0.02) < 4 * sd / 2
+    # the random-effects ML and REML estimates equal the within mean square in every
+    # replicate whose tau2 estimate is positive (here all: tau2 = 0.25 >> sigma2 / 2),
+    # up to the optimiser's tolerance, far below the Monte Carlo SD
+    assert values["ns_ml_big"] == pytest.approx(values["ns_within_big"], abs=sd / 10)
+    assert values["ns_reml_big"] == pytest.approx(values["ns_within_big"], abs=sd / 10)
+
+
+def test_identifiability_error_is_a_short_message():
+    # the m = 1 cell prints the lmmlib error as one line, with no traceback
+    nb = executed("clustered")
+    cell = next(c for c in nb.cells if c.cell_type == "code" and "except lmmlib" in c.source)
+    text = "".join(out.get("text", "") for out in cell.outputs)
+    assert text.startswith("DataError: ") and "not separately identifiable" in text
+    assert "Traceback" not in text and not any(o.output_type == "error" for o in cell.outputs)
