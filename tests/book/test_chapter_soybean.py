@@ -173,3 +173,113 @@ def test_exercise_date_random_effect(values):
     assert values["ex_date_sd"] == pytest.approx(sd["Datef"], rel=1e-4)
     assert values["ex_date_sigma"] == pytest.approx(sd["Residual"], rel=1e-4)
     assert values["ex_date_npar"] == 44  # 41 fixed effects, two SDs and sigma
+
+
+# ---------------------------------------------------------------------------
+# The date effect, its bootstrap test and the crossed/nested designs
+
+
+def _date_fixture() -> dict:
+    # lme4 1.1-31, tests/reference/book_soybean_date.R (fixtures/book/soybean_date.json):
+    # ML fits with tight nloptwrap control
+    return reference("book", "soybean_date")
+
+
+def test_date_effect_matches_lme4(values):
+    fx = _date_fixture()
+    full, plot = fx["full_date"], fx["plot_date"]
+    # ML criteria: both fits within OPT_GAP (5e-8) of the minimum; 1e-4 as for the AICs above
+    assert values["aic_full_date"] == pytest.approx(full["aic"], abs=1e-4)
+    assert values["aic_plot_date"] == pytest.approx(plot["aic"], abs=1e-4)
+    sd = dict(zip(full["varcorr"]["group"], full["varcorr"]["sdcor"], strict=True))
+    # SDs within the optimiser spread (≤ 2e-5 relative for these fits): 1e-4
+    assert values["sd_date"] == pytest.approx(sd["Datef"], rel=1e-4)
+    assert values["sd_plot_date"] == pytest.approx(sd["plot_number_year"], rel=1e-4)
+    assert values["sigma_date"] == pytest.approx(sd["Residual"], rel=1e-4)
+    se = dict(zip(full["se"]["names"], full["se"]["values"], strict=True))
+    # standard errors at lmmlib's optimum: θ within 1e-4 moves them by less (flat
+    # curvature in θ at the optimum): 1e-4 relative
+    assert values["se_fsd_date"] == pytest.approx(se["Fsd_7day"], rel=1e-4)
+    assert values["se_precip7_date"] == pytest.approx(se["Precip_7day"], rel=1e-4)
+    # lme4 fixture soybean_full (no date effect): the ratio of the SEs of the week's
+    # radiation, with and without the date effect, is among the glued range
+    se_full = dict(zip(reference("", "soybean_full")["beta"]["names"],
+                       reference("", "soybean_full")["se"], strict=True))
+    ratio = se["Fsd_7day"] / se_full["Fsd_7day"]
+    # the glued range covers the four weather terms; 1e-4 relative for the SE spread
+    assert values["se_ratio_min"] * (1 - 1e-4) <= ratio <= values["se_ratio_max"] * (1 + 1e-4)
+    # the prose: date-level SEs grow about threefold with 13 dates
+    assert 2.5 < values["se_ratio_min"] <= values["se_ratio_max"] < 3.5
+    # ΔAIC of the weather given the date effect, from the two lme4 criteria (2·OPT_GAP)
+    assert values["daic_weather_date"] == pytest.approx(plot["aic"] - full["aic"], abs=1e-4)
+    # Satterthwaite df of a date-level coefficient: near the 13 dates (the prose rounds)
+    assert 11 < values["df_fsd_date"] < 14
+
+
+def test_weather_bootstrap(values):
+    fx = _date_fixture()
+    # the observed LRT: difference of lme4's two ML deviances (each within OPT_GAP)
+    lrt = fx["plot_date"]["deviance"] - fx["full_date"]["deviance"]
+    assert values["bw_lrt"] == pytest.approx(lrt, abs=1e-4)
+    assert values["bw_df"] == 4
+    # closed form: chi-square(4) survival at the observed statistic (rounding only)
+    chisq_p = math.exp(-lrt / 2) * (1 + lrt / 2)
+    assert values["bw_p_chisq"] == pytest.approx(chisq_p, rel=1e-6)
+    # one computation for the text and the figure: (1 + k) / (1 + B), its MC SE
+    n, k = values["bw_n"], values["bw_exceed"]
+    assert values["bw_p"] == pytest.approx((1 + k) / (1 + n), rel=1e-12)
+    p = values["bw_p"]
+    assert values["bw_se"] == pytest.approx(math.sqrt(p * (1 - p) / n), rel=1e-12)
+
+
+def test_weather_bootstrap_monte_carlo_agreement(values):
+    # an independent run with another seed estimates the same p-value: two
+    # independent estimates with binomial SEs s1, s2 differ by less than
+    # 4 sqrt(s1^2 + s2^2) except with probability 6e-5
+    import lmmlib
+    import lmmlib.datasets
+
+    soy = lmmlib.datasets.load("soybean")
+    soy["Date_f"] = soy["Date"].dt.strftime("%Y-%m-%d").astype("category")
+    fixed = "mAqE ~ ID + Date_num + I(Date_num^2)"
+    weather = " + Precip_cum + Precip_7day + Ta_7day + Fsd_7day"
+    re = " + (1 | plot_number_year) + (1 | Date_f)"
+    alt = lmmlib.lmer(fixed + weather + re, soy, reml=False)
+    null = lmmlib.lmer(fixed + re, soy, reml=False)
+    other = lmmlib.bootstrap_lrt(null, alt, nsim=300, rng=20240528)
+    assert other.observed == pytest.approx(values["bw_lrt"], rel=1e-9)  # same two fits
+    spread = math.hypot(values["bw_se"], other.mc_se)
+    assert abs(other.p_value - values["bw_p"]) < 4 * spread
+    # both far above the chi-square p-value (the prose): p_chisq is 0.016
+    assert other.p_value - 4 * other.mc_se > values["bw_p_chisq"]
+
+
+def test_incidence_and_nesting(values):
+    # soybean.csv: 406 plot-years × 13 dates; each plot-year only in its own season;
+    # 205 plot numbers, 201 used in both seasons, 4 in one (data facts)
+    assert values["inc_date_rows"] == 406
+    assert values["inc_year_rows"] == 205 and values["inc_year_cols"] == 406
+    assert values["inc_year_single"] == 4
+    # fill fractions: every filled cell lies in its season's block, so the
+    # whole-matrix share is the block share times the blocks' area share, below 1
+    assert 0 < values["inc_date_fill"] < values["inc_date_fill_own"] <= 1
+    assert values["inc_disk_cols"] == 520
+    assert 0 < values["inc_disk_fill"] < 0.1  # sparse (the prose)
+    # unique coding: (1|a) + (1|b) and (1|a/b) are one model: deviances equal up to the
+    # optimiser's gap of two fits (2·OPT_GAP = 1e-7)
+    assert values["loc_dev_diff"] < 1e-7
+    # disks nested in plots: 5633 plot:disk combinations (soybean_disk_raw.csv)
+    assert values["nest_levels"] == 5633
+
+
+def test_location_model_matches_lme4(values):
+    fx = _date_fixture()["location_date"]
+    # ML criterion within OPT_GAP of lme4's (seen 1e-11)
+    assert values["loc_aic"] == pytest.approx(fx["aic"], abs=1e-4)
+    assert values["loc_daic"] == pytest.approx(_date_fixture()["full_date"]["aic"] - fx["aic"],
+                                               abs=1e-4)
+    sd = dict(zip(fx["varcorr"]["group"], fx["varcorr"]["sdcor"], strict=True))
+    assert values["loc_sd_loc"] == pytest.approx(sd["plot_number"], rel=1e-4)  # SD spread
+    # lme4 puts the plot-year SD at the boundary 0; lmmlib stops within 1e-6 of it
+    # (a boundary optimum: the criterion is flat there to second order)
+    assert sd["plot_number_year"] == 0 and values["loc_sd_plotyear"] < 1e-6
