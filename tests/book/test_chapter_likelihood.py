@@ -14,6 +14,7 @@ optimum (REML = ANOVA, the balanced REML/ML ratios) can be matched to.
 
 from __future__ import annotations
 
+import re
 from functools import cache
 
 import numpy as np
@@ -28,7 +29,7 @@ from conftest import (
     profiled_at,
     reference,
 )
-from test_chapters import executed, glued, number
+from test_chapters import BOOK, executed, glued, number
 
 
 @cache
@@ -252,3 +253,17 @@ def test_exercise_centring_age():
     rho_age = fx["nepal_age_corr_ml"]["varcorr"]["sdcor"][2]
     assert v["ex_centre_rho_age"] == pytest.approx(rho_age, abs=1e-4)
     assert v["ex_centre_rho_agec"] == pytest.approx(0.0875, abs=5e-5)  # 4 decimals
+
+
+def test_pig_variances_are_the_pig_chapters():
+    # the likelihood and pig chapters show the same REML and ML variances of the pig
+    # random-intercept model: the same fit, glued in both, so equal to the last digit
+    pig = {k: number(v) for k, v in glued(executed("pig")).items()}
+    for key in ("tau2_reml", "sigma2_reml", "tau2_ml", "sigma2_ml", "tau_reml"):
+        assert values()[key] == pig[key], key
+    # and both chapters round them alike in the prose (4 decimals)
+    for name in ("likelihood", "pig"):
+        text = (BOOK / f"{name}.md").read_text()
+        for key in ("tau2_reml", "sigma2_reml", "tau_reml"):
+            shown = set(re.findall(r"\{glue:text\}`" + key + r"(:[^`]*)?`", text))
+            assert shown <= {":.4f"}, (name, key, shown)
