@@ -310,3 +310,43 @@ def test_exercise_centring_at_twelve_months(values):
 
     bound = curvature_tolerance(m, share_at, OPT_GAP)[0]
     assert values["ex_pop_below"] == pytest.approx(share, abs=1e-9 + bound)
+
+
+# -- within and between children ----------------------------------------------------
+
+
+def test_within_between_slopes_match_lme4(values):
+    # lme4 1.1-31, tests/reference/book_nepal_centring.R (fixtures/book/nepal_centring.json):
+    # lmer(arm ~ age_within + age_between + (1 | id)), REML, tight control
+    from conftest import reference
+
+    fx = reference("book", "nepal_centring")["within_between"]
+    beta = dict(zip(fx["beta"]["names"], fx["beta"]["values"], strict=True))
+    se = dict(zip(fx["se"]["names"], fx["se"]["values"], strict=True))
+    # fixed effects and SEs at lmmlib's optimum: within its spread of the random-intercept
+    # fit (≤ 1e-6 relative, fixture nepal_ri), so 1e-5 relative
+    assert values["wb_within"] == pytest.approx(beta["age_within"], rel=1e-5)
+    assert values["wb_between"] == pytest.approx(beta["age_between"], rel=1e-5)
+    assert values["wb_within_se"] == pytest.approx(se["age_within"], rel=1e-5)
+    assert values["wb_between_se"] == pytest.approx(se["age_between"], rel=1e-5)
+    # the contextual form is a reparametrisation: its age_between is between - within
+    # (the same optimum; the difference of two estimates carries both spreads: 1e-5
+    # relative to the slopes, 1e-6 absolute)
+    assert values["wb_diff"] == pytest.approx(beta["age_between"] - beta["age_within"],
+                                              abs=1e-6)
+
+
+def test_within_slope_is_the_fixed_effects_slope(values):
+    # closed form (Mundlak 1978): with the child mean of age in the model, the
+    # within slope equals the slope of arm ~ age + C(id); both are computed by
+    # least squares on the same within-child deviations: rounding only
+    nepal = course_data("nepal")
+    dev_age = nepal["age"] - nepal.groupby("id")["age"].transform("mean")
+    dev_arm = nepal["arm"] - nepal.groupby("id")["arm"].transform("mean")
+    slope = float((dev_age * dev_arm).sum() / (dev_age**2).sum())
+    assert values["wb_within"] == pytest.approx(slope, rel=1e-9)
+    assert values["fe_age"] == pytest.approx(slope, rel=1e-9)
+    assert values["wb_fe_gap"] < 1e-10
+    # the child mean ages: SD over the 197 children (data fact; rounding only)
+    means = nepal.groupby("id")["age"].mean()
+    assert values["wb_mean_age_sd"] == pytest.approx(float(means.std()), rel=1e-12)
