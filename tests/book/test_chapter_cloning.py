@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 from test_chapters import executed, glued, number
 
+from lmmlib.course.cloning import Priors, dc_fit
 from lmmlib.course.neyman_scott import simulate_oneway
 
 
@@ -170,3 +171,62 @@ def test_exercise_partial_replication_is_identified(values):
     # SE grows much less (below 1.5)
     assert 1.6 < values["ex_partial_se_ratio_sigma2"] < 3
     assert 1 < values["ex_partial_se_ratio_tau2"] < 1.5
+
+
+@cache
+def free_alpha_run():
+    """The chapter's m = 1 run without the smoothing assumption, recomputed from its seeds."""
+    data1 = simulate_oneway(n=100, m=1, mu=2.5, tau=0.5, sigma=0.2,
+                            rng=np.random.default_rng(1234))
+    fit = dc_fit(data1, n_clones=(1,), n_chains=3, n_iter=5000, burn=1000,
+                 priors=Priors(a_tau=1e6, b_tau=1e9, b_sigma=1e-12), keep_alpha=True,
+                 rng=np.random.default_rng(48))[0]
+    return data1, fit
+
+
+def test_without_smoothing_the_posterior_is_degenerate(values):
+    data1, fit = free_alpha_run()
+    draws = fit.frame
+    # the same seeds and sampler: the glued summaries are these draws' (elementwise
+    # arithmetic, so rounding only)
+    q = draws["sigma2"].quantile([0.025, 0.5, 0.975])
+    assert values["nf_s2_lo"] == pytest.approx(q[0.025], rel=1e-9)
+    assert values["nf_s2_med"] == pytest.approx(q[0.5], rel=1e-9)
+    assert values["nf_s2_hi"] == pytest.approx(q[0.975], rel=1e-9)
+    assert values["nf_mu_mean"] == pytest.approx(draws["mu"].mean(), rel=1e-9)
+    # seed 000's picture: sigma2's posterior spans many orders of magnitude and the
+    # chains settle at very different levels (the notes: 1.061e-13 to 11.177)
+    assert values["nf_s2_decades"] > 6
+    assert values["nf_chain_med_hi"] / values["nf_chain_med_lo"] > 1e4
+    # tau2 is held at 1000 by its IG(1e6, 1e9) prior: SD 1000/sqrt(1e6 - 2) ~ 1 (MC: 10 %)
+    assert values["nf_tau2_sd"] == pytest.approx(1.0, rel=0.1)
+    # mu: each draw is exact from N(M, 1/P) given the variances, P = n/(tau2 + sigma2)
+    # + 1/10, M = (sum y / (tau2 + sigma2)) / P (prior N(0, 10)); averaging M and 1/P
+    # over the sampled variances gives the posterior mean and variance (Rao-Blackwell),
+    # and the draws are independent given them: 4 Monte Carlo SEs bound the gap
+    v = draws["tau2"].to_numpy() + draws["sigma2"].to_numpy()
+    P = len(data1) / v + 1 / 10
+    M = data1["y"].sum() / v / P
+    mean_rb, var_rb = M.mean(), (1 / P).mean() + M.var()
+    mcse = np.sqrt(var_rb / len(draws))
+    assert abs(values["nf_mu_mean"] - mean_rb) < 4 * mcse
+    assert values["nf_mu_sd"] == pytest.approx(np.sqrt(var_rb), rel=4 / np.sqrt(2 * len(draws)))
+    # the closed form with sigma2 dropped (tau2 = 1000): rounding only
+    assert values["nf_mu_sd_closed"] == pytest.approx(1 / np.sqrt(0.2), rel=1e-12)
+    assert values["nf_mu_mean_closed"] == pytest.approx(data1["y"].sum() / 1000 / 0.2,
+                                                        rel=1e-12)
+    # mu and alpha_1 are confounded: strongly negatively correlated draws
+    alpha1 = fit.alpha[..., 0].ravel()
+    assert values["nf_corr_mu_alpha1"] == pytest.approx(np.corrcoef(draws["mu"], alpha1)[0, 1],
+                                                        rel=1e-9)
+    assert values["nf_corr_mu_alpha1"] < -0.5
+
+
+def test_prediction_uses_the_identified_fit():
+    # the notes predicted from their m = 1 fit; the chapter says so and predicts from the
+    # identified m = 2 fit (fits2, K = 25), whose estimates the tests above check against ML
+    nb = executed("cloning")
+    cells = [c.source for c in nb.cells if c.cell_type == "code" and "dc_predict(" in c.source]
+    assert cells and all("dc_predict(fits2[-1]" in src for src in cells)
+    text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    assert "prediction step on their $m = 1$ fit" in text
