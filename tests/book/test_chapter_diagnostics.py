@@ -109,6 +109,10 @@ def test_leverages_and_cooks_distances(values, lme4, nepal, slope_fit):
     ranking = list(lme4_child.sort_values(ascending=False).index)
     assert values["rank_57"] == ranking.index(57) + 1 == 4
     assert values["rank_105"] == ranking.index(105) + 1 == 5
+    # the extreme BLUPs (intercept lowest, slope highest) are the course's children 105
+    # and 57 (seed 001 drops them)
+    assert values["low_int_child"] == 105
+    assert values["fast_child"] == 57
     # scaled conditional residuals beyond ±3: the dense residuals / σ̂
     assert values["n_big_res"] == int((np.abs(r / sigma) > 3).sum())
 
