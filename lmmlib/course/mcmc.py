@@ -292,7 +292,7 @@ def gibbs_oneway(stats: OnewayStats, K: int, n_chains: int, n_iter: int, burn: i
     rng : Generator
         Source of randomness.
     inits : (ndarray, ndarray), optional
-        Starting σ² and τ² per chain (default :func:`default_inits`).
+        Starting σ² and τ² per chain (default ``default_inits(stats, n_chains)``).
     keep_alpha : bool
         Also return the draws of the first clone's α.
 

@@ -19,7 +19,7 @@ Numerical safeguards, as R's ``binomial()`` and ``poisson()`` families: the
 inverse link keeps μ within ``MU_EPS`` (DBL_EPSILON) of 0 and 1, so that the
 IRLS weights wt·V(μ) never underflow to 0 and η(μ) stays finite; for the log
 link η is capped at ``ETA_MAX`` before exponentiating, so that the weights
-never overflow.  Both clamps act only where |η| > 36, far from any fitted
+never overflow.  Both clamps act only where ``|η| > 36``, far from any fitted
 value of a model whose estimates are finite.  The deviance residuals use η
 itself (``logaddexp`` for the binomial) and may be ``inf`` for an absurd η
 (an overflowing exp(η)), which the callers treat as a failed step.

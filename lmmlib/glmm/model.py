@@ -87,7 +87,7 @@ class GeneralizedLinearMixedModel(GeneralizedMixedFit, RandomEffectsMixin, Infor
 
     @cached_copy
     def vcov(self) -> pd.DataFrame:
-        """Covariance of β̂: the β block of 2H⁻¹, H the Hessian of the deviance in (θ, β).
+        """Covariance of β̂ — the β block of 2H⁻¹, H the Hessian of the deviance in (θ, β).
 
         Falls back to :meth:`vcov_pirls` (with a warning) when H is not positive
         definite, as lme4 does.

@@ -133,8 +133,8 @@ def find_separation(X: np.ndarray, y: np.ndarray, wt: np.ndarray, family: Family
     (and, for fixed θ, of the GLMM) has no finite maximiser: moving β along d
     fits the observations with s_i·x_iᵀd > 0 ever better and leaves the others
     unchanged.  Each linear programme maximises the total margin of the
-    observations not yet separated, over |d_j| ≤ 1 on columns scaled to
-    max |x| = 1; the directions found are added up until no more observations
+    observations not yet separated, over ``|d_j| ≤ 1`` on columns scaled to
+    ``max |x| = 1``; the directions found are added up until no more observations
     separate.  X must have full column rank (as the design ensures).
 
     Parameters
@@ -149,7 +149,7 @@ def find_separation(X: np.ndarray, y: np.ndarray, wt: np.ndarray, family: Family
         Column names of X, for :attr:`Separation.columns`.
     beta : ndarray, optional
         The GLM's estimates, if known: when its score proves that no direction
-        separates (see :func:`_certified_unseparated`), the LP is skipped.
+        separates (see ``_certified_unseparated``), the LP is skipped.
 
     Returns
     -------

@@ -5,7 +5,7 @@ against the one above it: Chisq = deviance(smaller) − deviance(larger) on
 Df = npar(larger) − npar(smaller) degrees of freedom.  Fits by REML are first
 refitted by maximum likelihood (REML criteria of models with different fixed
 effects are not comparable), as lme4 does with the message "refitting
-model(s) with ML (instead of REML)".  :func:`lmmlib.models.lm` and
+model(s) with ML (instead of REML)".  :func:`lmmlib.lm` and
 :func:`lmmlib.lmer` fits can be mixed (both expose ``objective``, ``npar``...).
 
 When the larger model adds variance components, the null value lies on the
@@ -382,7 +382,7 @@ def aic_table(models: Mapping[str, Any] | Sequence[Any]) -> pd.DataFrame:
     Parameters
     ----------
     models : dict name → model, or list of models
-        :func:`lmmlib.models.lm` and :func:`lmmlib.lmer` fits to the same data (a list
+        :func:`lmmlib.lm` and :func:`lmmlib.lmer` fits to the same data (a list
         is named ``m1, m2, ...``).
 
     Returns

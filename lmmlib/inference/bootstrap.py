@@ -72,7 +72,7 @@ def root_seed(rng: np.random.Generator | int | None) -> int:
 
     An integer seed is the root itself; ``None`` gives fresh entropy from the
     OS; a ``numpy.random.Generator`` (or anything else
-    :func:`lmmlib.engine.simulate.as_generator` accepts) gives 63 bits drawn
+    ``lmmlib.engine.simulate.as_generator`` accepts) gives 63 bits drawn
     from it, so the same generator state gives the same root.  Passing the
     returned root as ``rng`` reproduces the replicates.
 

@@ -17,7 +17,7 @@ deviations and correlations (``.sig01``, ...) and of σ (``.sigma``), see
 
 The values are chosen as lme4 chooses them: each step aims at a change of
 ``delta`` in ζ, extrapolating from the last two points, and is at most ten
-times the previous step; a direction ends when |ζ| passes the cut-off, at a
+times the previous step; a direction ends when ``|ζ|`` passes the cut-off, at a
 bound (an SD of 0, a correlation of ±1) or where ζ stops growing (the
 parameter no longer changes the fit, e.g. a correlation once an SD is 0).
 """
@@ -182,7 +182,7 @@ def profile(model, which: str | Sequence[str] | None = None, level_max: float = 
         ``"(Intercept)"``...), or ``"theta_"`` (all variance parameters) or
         ``"beta_"`` (all fixed effects).  Default: all.
     level_max : float
-        Each direction stops once |ζ| exceeds ``sqrt(qchisq(level_max, 1))``,
+        Each direction stops once ``|ζ|`` exceeds ``sqrt(qchisq(level_max, 1))``,
         enough for confidence intervals up to this level; in (0, 1).
     n_points : int
         Aimed-at number of points per side (an integer >= 2): the ζ step is
