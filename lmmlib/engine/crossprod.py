@@ -51,8 +51,7 @@ class ZPattern:
         self.n = b0.Z.shape[0]
         self.k0, self.q0 = b0.nlevels, b0.q
         self.codes0, self.Zv0 = b0.codes, b0.Z
-        self.Z0 = z_matrix(b0)
-        self._Z0T = self.Z0.T.tocsr()  # transposes kept: products with them at every step
+        self._ones0 = [bool(np.all(b0.Z[:, a] == 1.0)) for a in range(self.q0)]
         self.rest = tuple(blocks[1:])
         self.n_rest = sum(b.nlevels * b.q for b in self.rest)
         # (a, c ≥ a) element pairs of the first block's q0 × q0 level blocks
@@ -91,8 +90,20 @@ class ZPattern:
         return out
 
     def z0t(self, V: np.ndarray) -> np.ndarray:
-        """Z₀'V for V of shape (n, r), as (k0, q0, r)."""
-        return np.asarray(self._Z0T @ V).reshape(self.k0, self.q0, V.shape[1])
+        """Z₀'V for V of shape (n, r), as (k0, q0, r).
+
+        One weighted level count per (effect, column): a segment sum over the
+        observations, cheaper than a sparse product for the few columns of
+        [X y] (an intercept's unit covariate is not multiplied in).
+        """
+        V = np.asarray(V, dtype=float)
+        out = np.empty((self.k0, self.q0, V.shape[1]))
+        for a in range(self.q0):
+            za = None if self._ones0[a] else self.Zv0[:, a]
+            for j in range(V.shape[1]):
+                v = V[:, j] if za is None else za * V[:, j]
+                out[:, a, j] = np.bincount(self.codes0, v, minlength=self.k0)
+        return out
 
     # -- the remaining blocks ----------------------------------------------------
     def coupling_data(self, w: np.ndarray | None) -> np.ndarray:

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import scipy.linalg
+from scipy.linalg.lapack import dpotrf
 
 from ..errors import DataError, DataWarning, FormulaError
 from .formula import ParsedFormula, expand_dot, parse_formula, split_top_level
@@ -110,10 +110,29 @@ class Design:
         return np.where(np.isfinite(self.lower()), 1.0, 0.0)
 
 
+# a scaled Gram matrix whose Cholesky pivots all exceed this has clearly independent
+# columns: its pivots are R's squared diagonal (of the unit-norm columns) up to errors of
+# about machine epsilon, far from RANK_TOL², so the QR factorisation would keep them all
+CLEAR_PIVOT = 1e-8
+
+
+def _clearly_independent(X: np.ndarray) -> bool:
+    """All columns nonzero and far from collinear, decided from X'X (cheaper than QR)."""
+    gram = X.T @ X
+    norms2 = np.diag(gram)
+    if not np.all(norms2 > 0) or not np.all(np.isfinite(norms2)):
+        return False
+    d = 1.0 / np.sqrt(norms2)
+    L, info = dpotrf(gram * d[:, None] * d[None, :], lower=1)
+    return info == 0 and float(np.min(np.diag(L))) ** 2 > CLEAR_PIVOT
+
+
 def _independent_columns(X: np.ndarray) -> np.ndarray:
     """Mask of columns not (numerically) spanned by the columns before them."""
+    if _clearly_independent(X):
+        return np.ones(X.shape[1], dtype=bool)
     norms = np.linalg.norm(X, axis=0)
-    r = scipy.linalg.qr(X, mode="r", check_finite=False)[0]
+    r = np.linalg.qr(X, mode="r")  # the p × p factor only
     diag = np.abs(np.diag(r)) if r.size else np.zeros(0)
     keep = np.zeros(X.shape[1], dtype=bool)
     keep[: diag.size] = diag > RANK_TOL * np.maximum(norms[: diag.size], 1e-300)
@@ -152,7 +171,7 @@ DENSE_RANK_MAX = 5000
 def _check_scales(columns: dict[str, np.ndarray]) -> None:
     """Warn, as lme4 does, when continuous predictors have very different scales."""
     sds = {n: float(np.std(v, ddof=1)) for n, v in columns.items()
-           if v.size > 1 and not np.all(np.isin(v, (0.0, 1.0))) and np.ptp(v) > 0}
+           if v.size > 1 and not np.all((v == 0.0) | (v == 1.0)) and np.ptp(v) > 0}
     if not sds:
         return
     logs = np.log(np.array(list(sds.values())))

@@ -155,9 +155,11 @@ def normalise_columns(frame: pd.DataFrame, grouping: Iterable[str] = ()) -> pd.D
 
 def _missing_rows(frame: pd.DataFrame, total: int, na_action: str) -> np.ndarray:
     """Mask of the rows with a missing value (an error for ``na_action="fail"``)."""
-    bad = frame.isna()
-    rows = bad.any(axis=1).to_numpy()
+    rows = np.zeros(len(frame), dtype=bool)
+    for c in frame.columns:  # column by column: no n × columns boolean frame
+        rows |= frame[c].isna().to_numpy()
     if rows.any():
+        bad = frame.isna()
         counts = ", ".join(f"{c}: {int(n)}" for c, n in bad.sum().items() if n)
         if na_action == "fail":
             shown = ", ".join(map(repr, bad.columns[bad.any()]))

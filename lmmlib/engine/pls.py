@@ -40,6 +40,7 @@ from .batched import factor_first, solve_lower_batched, solve_upper_batched
 from .coupling import make_coupling, symmetrize_lower
 from .crossprod import ZPattern, z_matrix
 from .design import Design
+from .levelstats import LevelStats
 
 __all__ = ["PLS", "PLSSolution", "z_matrix"]
 
@@ -63,18 +64,41 @@ class PLSSolution:
 
 
 class _Factors(NamedTuple):
-    """The blocked factor at one θ (``state``: the coupling's, for products with T)."""
+    """The blocked factor at one θ (``state``: the coupling's, for products with T).
 
-    L0: np.ndarray
+    From the per-level statistics (the criterion only) L0 and cd are ``None``.
+    """
+
+    L0: np.ndarray | None
     T: np.ndarray | None
     state: object
     L_rest: np.ndarray | None
-    cd: np.ndarray  # L⁻¹Λ'Z'W[X y], (q, p+1)
+    cd: np.ndarray | None  # L⁻¹Λ'Z'W[X y], (q, p+1)
     LX: np.ndarray | None  # (p, p) Cholesky factor of the Schur complement for X
     lx: np.ndarray | None  # L_X⁻¹ of the Schur complement's response column
     r2: float
     logdet: float
     logdet_x: float
+
+
+def _offset_beta(X: np.ndarray, xtx: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Least-squares β of y on X from the normal equations, refined once.
+
+    Only a centring offset (any β gives the same fit), so the normal
+    equations suffice: columns are scaled to unit norm first (covariates in
+    very different units), and one refinement step on the residual removes
+    most of the remaining error when X is ill-conditioned.
+    """
+    if not X.shape[1]:
+        return np.zeros(0)
+    d = 1.0 / np.sqrt(np.maximum(np.diag(xtx), np.finfo(float).tiny))
+    try:
+        factor = scipy.linalg.cho_factor(xtx * d[:, None] * d[None, :], lower=True,
+                                         check_finite=False)
+    except np.linalg.LinAlgError:
+        return np.linalg.lstsq(X, y, rcond=None)[0]
+    b = d * scipy.linalg.cho_solve(factor, d * (X.T @ y), check_finite=False)
+    return b + d * scipy.linalg.cho_solve(factor, d * (X.T @ (y - X @ b)), check_finite=False)
 
 
 def _obs_vector(values, n: int, name: str, positive: bool) -> np.ndarray:
@@ -139,7 +163,7 @@ class PLS:
         if self.rest:
             self._base_coupling = make_coupling(self.pattern.coupling_matrix(None), self.k0,
                                                 self.q0)
-        self._xpinv = None
+        self._xtx = None
         offset = design.offset if offset is None else offset
         weights = design.weights if weights is None else weights
         self.offset = (np.zeros(self.n) if offset is None
@@ -178,27 +202,37 @@ class PLS:
         # an offset β from least squares keeps r² free of cancellation when y has a
         # large mean (the problem is then solved for β − β_offset)
         if w is None:
-            if self._xpinv is None:
-                self._xpinv = np.linalg.pinv(X) if self.p else np.zeros((0, self.n))
-            self.beta_offset = self._xpinv @ y
-            Xy = np.column_stack([X, y - X @ self.beta_offset])
-            WXy = Xy
-            self.XytXy = Xy.T @ Xy
-        else:
-            WX = X * w[:, None]
-            wy = w * y if wy is None else wy
-            if y is None:  # a penalised IRLS step: no r², so no centring is needed
-                self.beta_offset = np.zeros(self.p)
-            else:
-                self.beta_offset = np.linalg.lstsq(X.T @ WX, X.T @ wy, rcond=None)[0]
-            wr = wy - WX @ self.beta_offset
-            WXy = np.column_stack([WX, wr])
+            if self._xtx is None:  # the parts that do not involve y, once per design
+                self._xtx = X.T @ X
+                self._ztx0 = self.pattern.z0t(X)
+                self._zrtx = self.pattern.zrt(X) if self.rest else None
+            self.beta_offset = _offset_beta(X, self._xtx, y)
+            r = y - X @ self.beta_offset
+            Xtr = X.T @ r
             self.XytXy = np.empty((self.p + 1, self.p + 1))
-            self.XytXy[:, : self.p] = WXy.T @ X
-            self.XytXy[: self.p, self.p] = self.XytXy[self.p, : self.p]
-            self.XytXy[self.p, self.p] = ((y - X @ self.beta_offset) @ wr if y is not None
-                                          else np.nan)
+            self.XytXy[: self.p, : self.p] = self._xtx
+            self.XytXy[: self.p, self.p] = self.XytXy[self.p, : self.p] = Xtr
+            self.XytXy[self.p, self.p] = r @ r
+            self.ZtXy0 = np.concatenate([self._ztx0, self.pattern.z0t(r[:, None])], axis=2)
+            self._level_stats = None
+            if self.rest:
+                self.ZRtXy = np.hstack([self._zrtx, self.pattern.zrt(r[:, None])])
+            return
+        WX = X * w[:, None]
+        wy = w * y if wy is None else wy
+        if y is None:  # a penalised IRLS step: no r², so no centring is needed
+            self.beta_offset = np.zeros(self.p)
+        else:
+            self.beta_offset = np.linalg.lstsq(X.T @ WX, X.T @ wy, rcond=None)[0]
+        wr = wy - WX @ self.beta_offset
+        WXy = np.column_stack([WX, wr])
+        self.XytXy = np.empty((self.p + 1, self.p + 1))
+        self.XytXy[:, : self.p] = WXy.T @ X
+        self.XytXy[: self.p, self.p] = self.XytXy[self.p, : self.p]
+        self.XytXy[self.p, self.p] = ((y - X @ self.beta_offset) @ wr if y is not None
+                                      else np.nan)
         self.ZtXy0 = self.pattern.z0t(WXy)
+        self._level_stats = None
         if self.rest:
             self.ZRtXy = self.pattern.zrt(WXy)
 
@@ -310,6 +344,38 @@ class PLS:
         T = coupling.dense(state, theta, rmul) if full else None
         return state, T, L_rest, cdR
 
+    def _criterion_factors(self, theta: np.ndarray) -> _Factors:
+        """What the criterion needs at θ (r², log-determinants), by the quickest route.
+
+        One grouping factor with scalar or 2 × 2 blocks: from its per-level
+        sufficient statistics (:class:`~lmmlib.engine.levelstats.LevelStats`),
+        without factoring the levels.  Otherwise the blocked factorisation.
+        """
+        if self.rest or self.q0 > 2:
+            return self._factor(theta, full=False, want_l0=False)
+        if getattr(self, "_level_stats", None) is None:
+            self._level_stats = LevelStats(self.ZtZ0, self.ZtXy0)
+        C, logdet = self._level_stats.schur_terms(self.blocks[0].lam(theta))
+        if not np.isfinite(logdet):
+            raise np.linalg.LinAlgError("first block not positive definite")
+        LX, lx, r2, logdet_x = self._x_part(self.XytXy - C)
+        return _Factors(None, None, None, None, None, LX, lx, r2, logdet, logdet_x)
+
+    def _x_part(self, S: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, float]:
+        """L_X, L_X⁻¹s, r² and log|L_X|² from the Schur complement S of [X y]."""
+        # L_X from its X block, then the response's column by one triangular solve
+        # and r² as the last pivot squared
+        p = self.p
+        LX, lx = np.zeros((0, 0)), np.zeros(0)
+        if p:
+            LX, info = dpotrf(S[:p, :p], lower=1)
+            if info != 0:
+                raise np.linalg.LinAlgError("fixed-effects Schur complement not positive definite")
+            lx = scipy.linalg.solve_triangular(LX, S[:p, p], lower=True, check_finite=False)
+        r2 = float(S[p, p] - lx @ lx)
+        logdet_x = 2.0 * np.log(np.diagonal(LX)).sum()
+        return LX, lx, r2, logdet_x
+
     def _factor(self, theta: np.ndarray, full: bool = True, x_factor: bool = True,
                 want_l0: bool = True) -> _Factors:
         lam0 = self.blocks[0].lam(theta)
@@ -327,16 +393,7 @@ class PLS:
             logdet += 2.0 * np.log(np.diag(L_rest)).sum()
         if not x_factor:
             return _Factors(L0, T, state, L_rest, cd, None, None, np.nan, logdet, np.nan)
-        # the (p+1)-column Schur complement [X y]: L_X from its X block, then the
-        # response's column by one triangular solve and r² as the last pivot squared
-        LX, lx = np.zeros((0, 0)), np.zeros(0)
-        if p:
-            LX, info = dpotrf(S[:p, :p], lower=1)
-            if info != 0:
-                raise np.linalg.LinAlgError("fixed-effects Schur complement not positive definite")
-            lx = scipy.linalg.solve_triangular(LX, S[:p, p], lower=True, check_finite=False)
-        r2 = float(S[p, p] - lx @ lx)
-        logdet_x = 2.0 * np.log(np.diagonal(LX)).sum()
+        LX, lx, r2, logdet_x = self._x_part(S)
         return _Factors(L0, T, state, L_rest, cd, LX, lx, r2, logdet, logdet_x)
 
     def objective(self, theta: np.ndarray, reml: bool = True) -> float:
@@ -355,7 +412,7 @@ class PLS:
             ``inf`` where the factorisation fails.
         """
         try:
-            f = self._factor(np.asarray(theta, dtype=float), full=False, want_l0=False)
+            f = self._criterion_factors(np.asarray(theta, dtype=float))
         except np.linalg.LinAlgError:
             return np.inf
         return self._criterion(f.r2, f.logdet, f.logdet_x, reml)
@@ -390,7 +447,7 @@ class PLS:
         float
         """
         try:
-            f = self._factor(np.asarray(theta, dtype=float), full=False, want_l0=False)
+            f = self._criterion_factors(np.asarray(theta, dtype=float))
         except np.linalg.LinAlgError:
             return np.inf
         if not sigma > 0:

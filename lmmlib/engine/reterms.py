@@ -14,6 +14,7 @@ fitting path.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -23,8 +24,8 @@ from .formula import RandomTerm, signed_terms
 from .names import strip_quotes
 from .terms import piece_matrix
 
-__all__ = ["Block", "ReTerm", "build_blocks", "group_codes", "level_label", "level_labels",
-           "new_level_codes", "term_matrix"]
+__all__ = ["Block", "PendingLabels", "ReTerm", "build_blocks", "group_codes", "level_label",
+           "level_labels", "new_level_codes", "term_matrix"]
 
 
 @dataclass(frozen=True)
@@ -45,21 +46,59 @@ class ReTerm:
         return len(self.colnames)
 
 
+class PendingLabels:
+    """Labels of integer levels, made on first use (many levels: a fit needs none).
+
+    Parameters
+    ----------
+    name : str
+        The grouping factor (the labels' index name).
+    values : ndarray
+        The sorted distinct integer levels.
+
+    Examples
+    --------
+    >>> labels = PendingLabels("g", np.array([3, 10]))
+    >>> len(labels), labels.index().tolist()
+    (2, ['3', '10'])
+    """
+
+    def __init__(self, name: str, values: np.ndarray) -> None:
+        self.name, self.values = name, values
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def index(self) -> pd.Index:
+        """The labels as the block's level index."""
+        return pd.Index(level_labels(self.values), name=self.name)
+
+
 @dataclass(frozen=True)
 class Block:
-    """All random effects that share one grouping factor."""
+    """All random effects that share one grouping factor.
+
+    ``labels`` is the level index, or :class:`PendingLabels` that make it when
+    :attr:`levels` is first read.
+    """
 
     factor: str
-    levels: pd.Index
+    labels: pd.Index | PendingLabels
     codes: np.ndarray  # (n,) level code of each observation
     Z: np.ndarray  # (n, q) raw covariates of the block
     template: np.ndarray  # (q, q) index into θ, -1 for a structural zero
     colnames: tuple[str, ...] = field(default=())
 
+    @cached_property
+    def levels(self) -> pd.Index:
+        """Labels of the grouping factor's levels (R's ``levels``), in code order."""
+        labels = self.labels
+        return labels.index() if isinstance(labels, PendingLabels) else labels
+
     @property
     def nlevels(self) -> int:
         """Number of levels of the grouping factor."""
-        return len(self.levels)
+        return len(self.labels)
 
     @property
     def q(self) -> int:
@@ -106,6 +145,22 @@ def level_labels(values: object) -> list[str]:
     return [level_label(v) for v in arr.ravel()]
 
 
+def _dense_integer_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Codes and sorted levels of integer ids spanning a range not much wider than n.
+
+    A presence table over the range replaces the sort: O(n) for the common
+    case of ids numbered 0..k or 1..k.
+    """
+    low, high = int(values.min()), int(values.max())
+    if high - low > 2 * len(values) + 1024:
+        return None
+    shifted = (values - low).astype(np.intp, copy=False)
+    present = np.zeros(high - low + 1, dtype=bool)
+    present[shifted] = True
+    rank = np.cumsum(present) - 1
+    return rank[shifted].astype(np.int64), np.flatnonzero(present) + low
+
+
 def _single_codes(col: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """Codes 0..k-1 and the sorted observed levels of one grouping column.
 
@@ -115,6 +170,11 @@ def _single_codes(col: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     if isinstance(col.dtype, pd.CategoricalDtype):
         used, codes = np.unique(col.cat.codes.to_numpy(), return_inverse=True)
         return codes.astype(np.int64), np.asarray(col.cat.categories[used])
+    values = col.to_numpy()
+    if values.dtype.kind in "iu" and len(values):
+        dense = _dense_integer_codes(values)
+        if dense is not None:
+            return dense
     try:
         codes, uniques = pd.factorize(col, sort=True)
     except TypeError as exc:
@@ -125,6 +185,8 @@ def _single_codes(col: pd.Series) -> tuple[np.ndarray, np.ndarray]:
 
 def _labels(name: str, levels: np.ndarray) -> list[str]:
     labels = level_labels(levels)
+    if np.asarray(levels).dtype.kind in "iub":  # distinct integers have distinct labels
+        return labels
     repeated = pd.Index(labels).duplicated()
     if repeated.any():
         dup = sorted(set(np.asarray(labels, dtype=object)[repeated]))
@@ -134,10 +196,13 @@ def _labels(name: str, levels: np.ndarray) -> list[str]:
     return labels
 
 
-def group_codes(frame: pd.DataFrame, factors: tuple[str, ...]) -> tuple[np.ndarray, pd.Index]:
+def group_codes(frame: pd.DataFrame,
+                factors: tuple[str, ...]) -> tuple[np.ndarray, pd.Index | PendingLabels]:
     """Integer codes and level labels of a (possibly interacted) grouping factor."""
     if len(factors) == 1:
         codes, levels = _single_codes(frame[factors[0]])
+        if levels.dtype.kind in "iu":  # distinct integers: distinct labels, made when needed
+            return codes, PendingLabels(factors[0], levels)
         return codes, pd.Index(_labels(factors[0], levels), name=factors[0])
     codes = np.zeros(len(frame), dtype=np.int64)
     labels: list[list[str]] = [[]]
