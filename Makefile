@@ -19,7 +19,7 @@ help:
 	@echo "make data       fetch and verify the course datasets"
 	@echo "make test       run the test suite"
 	@echo "make book       build the book into book/_build/html"
-	@echo "make bench      run the benchmarks (fits, inference, scale; lme4 where R is installed)"
+	@echo "make bench      run the benchmarks (fits, inference, scale, peers; lme4 where R is installed)"
 	@echo "make reference  regenerate the lme4 fixtures (needs R and lme4)"
 	@echo "make lint       ruff check"
 	@echo "make clean      remove build output and caches (distclean: also .venv and data)"
@@ -54,6 +54,7 @@ bench: $(STAMP) data
 	$(VPY) tests/benchmarks/bench_scale.py
 	$(VPY) tests/benchmarks/bench_glmm.py
 	$(VPY) tests/benchmarks/bench_partitioned.py --compare
+	$(VPY) tests/benchmarks/bench_peers.py
 
 # R packages: apt-get install -y r-base-core r-cran-lme4 r-cran-jsonlite r-cran-lmertest r-cran-rlrsim r-cran-pbkrtest
 REF := tests/reference
