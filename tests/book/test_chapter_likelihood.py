@@ -257,10 +257,13 @@ def test_exercise_centring_age():
 
 def test_pig_variances_are_the_pig_chapters():
     # the likelihood and pig chapters show the same REML and ML variances of the pig
-    # random-intercept model: the same fit, glued in both, so equal to the last digit
+    # random-intercept model: the same call in two kernels, so equal to the last digit
+    # when both run the same library; two executions can only differ by where the
+    # optimiser stops within OPT_GAP, the curvature bound of each variance
     pig = {k: number(v) for k, v in glued(executed("pig")).items()}
-    for key in ("tau2_reml", "sigma2_reml", "tau2_ml", "sigma2_ml", "tau_reml"):
-        assert values()[key] == pig[key], key
+    for key, fit, i in (("tau2_reml", "pig_reml", 0), ("sigma2_reml", "pig_reml", 1),
+                        ("tau2_ml", "pig_ml", 0), ("sigma2_ml", "pig_ml", 1)):
+        assert values()[key] == pytest.approx(pig[key], abs=optimum_spread(fit, "vcov", i)), key
     # and both chapters round them alike in the prose (4 decimals)
     for name in ("likelihood", "pig"):
         text = (BOOK / f"{name}.md").read_text()

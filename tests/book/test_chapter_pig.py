@@ -268,21 +268,27 @@ def _simulation():
 
 def test_bias_variance_simulation(values):
     fit, tau, truth, blups, raws = _simulation()
-    # the same seed, data and refits as the chapter: identical up to the rounding of
-    # the optimiser's stopping point (each refit warm-starts at the same theta)
+    # the same seeds, data and refits as the chapter.  Two fits of one problem stop at
+    # slightly different points within OPT_GAP: the base fit's variances, which scale
+    # every simulated draw, by their curvature bound (4.5e-5 relative at most, REML
+    # tau2 in optimum_spread), and each refit's shrinkage factor r by spread(r) = 1.5e-6,
+    # which moves the MSEs by at most 2 sqrt(MSE E raw^2) 1.5e-6 = 8e-6 (2e-5 relative).
+    # 1e-4 relative (abs 1e-4 for the bias, about 0.3 kg) covers both
     mse_blup = np.mean((blups - truth) ** 2)
     mse_raw = np.mean((raws - truth) ** 2)
-    assert values["sim_mse_blup"] == pytest.approx(mse_blup, rel=1e-8)
-    assert values["sim_mse_raw"] == pytest.approx(mse_raw, rel=1e-8)
+    assert values["sim_mse_blup"] == pytest.approx(mse_blup, rel=1e-4)
+    assert values["sim_mse_raw"] == pytest.approx(mse_raw, rel=1e-4)
     extreme = np.abs(truth) > 2 * tau
     bias_ext = np.mean(((blups - truth) * np.sign(truth))[extreme])
-    assert values["sim_bias_blup_ext"] == pytest.approx(bias_ext, rel=1e-6)
-    # closed form: raw - (b_i - bbar) = ebar_i - ebar.., variance (sigma2/9)(1 - 1/48);
+    assert values["sim_bias_blup_ext"] == pytest.approx(bias_ext, abs=1e-4)
+    # closed form: raw - (b_i - bbar) = ebar_i - ebar.., variance (sigma2/9)(1 - 1/48),
+    # with the chapter's own sigma2 (the same kernel's fit: rounding only)
+    assert values["sim_mse_raw_theory"] == pytest.approx(
+        values["sigma2_reml"] / 9 * (1 - 1 / 48), rel=1e-12)
     # Monte Carlo: the 1000 replicate means are independent, so 4 of their standard
-    # errors bound the gap (a 6e-5 chance of a false failure)
+    # errors bound the gap to the closed form (a 6e-5 chance of a false failure)
     per_rep = np.mean((raws - truth) ** 2, axis=1)
     theory = fit.sigma**2 / 9 * (1 - 1 / 48)
-    assert values["sim_mse_raw_theory"] == pytest.approx(theory, rel=1e-12)
     assert abs(per_rep.mean() - theory) < 4 * per_rep.std(ddof=1) / np.sqrt(len(per_rep))
     # the chapter's claims: BLUPs win on MSE overall, are biased towards the line
     # (negative) for the extreme pigs, and lose on MSE there
