@@ -22,34 +22,18 @@ pattern), reusing the symbolic work.  Two strategies:
 from __future__ import annotations
 
 import copy
-import threading
 from collections.abc import Callable
 
 import numpy as np
 import scipy.sparse as sp
+
+from .scratch import pair_buffers
 
 __all__ = ["DenseCoupling", "SparseScalarCoupling", "make_coupling", "symmetrize_lower"]
 
 Rmul = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (M, θ) ↦ M Λ_R
 
 MAX_PAIRS = 30_000_000
-
-_SCRATCH = threading.local()  # per-thread work buffers of the pairwise products
-
-
-def _pair_buffers(size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Two float work arrays of ``size`` for this thread, kept between calls.
-
-    The pairwise products are formed at every penalised IRLS step; fresh
-    arrays of this size (megabytes) would be fresh pages from the system each
-    time, which costs several times the arithmetic.
-    """
-    bufs = getattr(_SCRATCH, "pairs", None)
-    if bufs is None or bufs[0].size < size:
-        bufs = (np.empty(size), np.empty(size))
-        _SCRATCH.pairs = bufs
-    return bufs[0][:size], bufs[1][:size]
-
 
 class DenseCoupling:
     """Z₀ᵀZ_R held as a dense (k₀, q₀, Q_R) array."""
@@ -152,7 +136,7 @@ class SparseScalarCoupling:
         """The nonzeros of Mᵀ diag(s²) M at :attr:`positions`."""
         if self.P is None:  # reweighted: Σ_rows (s m_ia)(s m_ib) directly
             m = self._data * s[self._rows]
-            a, b = _pair_buffers(self._ia.size)
+            a, b = pair_buffers(self._ia.size)
             np.take(m, self._ia, out=a, mode="clip")  # indices are valid by construction
             np.take(m, self._ib, out=b, mode="clip")
             a *= b

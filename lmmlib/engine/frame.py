@@ -84,6 +84,8 @@ def required_columns(parsed: ParsedFormula, columns: Iterable[str]) -> list[str]
 
 
 def _check_duplicates(data: pd.DataFrame, names: Iterable[str]) -> None:
+    if data.columns.is_unique:
+        return
     counts = pd.Index(data.columns).value_counts()
     dup = [n for n in names if counts.get(n, 0) > 1]
     if dup:
@@ -279,7 +281,8 @@ def build_frame(parsed: ParsedFormula, data: Any, subset: Any = None,
     names = required_columns(parsed, data.columns)
     _check_duplicates(data, names)
     grouping = {f for t in parsed.random for f in t.factors}
-    state = normalise_columns(data.loc[:, names], grouping)
+    # a dict of the columns: cheaper than .loc for the many small fits
+    state = normalise_columns(pd.DataFrame({c: data[c] for c in names}, copy=False), grouping)
     mask = subset_mask(data, subset)
     frame = state if mask is None else state.loc[mask]
     index = frame.index

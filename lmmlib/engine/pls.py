@@ -33,14 +33,15 @@ from typing import NamedTuple
 
 import numpy as np
 import scipy.linalg
-from scipy.linalg.lapack import dpotrf
+from scipy.linalg.lapack import dpotrf, dtrtrs
 
-from ..errors import DataError
 from .batched import factor_first, solve_lower_batched, solve_upper_batched
 from .coupling import make_coupling, symmetrize_lower
 from .crossprod import ZPattern, z_matrix
 from .design import Design
 from .levelstats import LevelStats
+from .observations import obs_vector, offset_beta
+from .scratch import square_buffer
 
 __all__ = ["PLS", "PLSSolution", "z_matrix"]
 
@@ -79,38 +80,6 @@ class _Factors(NamedTuple):
     r2: float
     logdet: float
     logdet_x: float
-
-
-def _offset_beta(X: np.ndarray, xtx: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Least-squares β of y on X from the normal equations, refined once.
-
-    Only a centring offset (any β gives the same fit), so the normal
-    equations suffice: columns are scaled to unit norm first (covariates in
-    very different units), and one refinement step on the residual removes
-    most of the remaining error when X is ill-conditioned.
-    """
-    if not X.shape[1]:
-        return np.zeros(0)
-    d = 1.0 / np.sqrt(np.maximum(np.diag(xtx), np.finfo(float).tiny))
-    try:
-        factor = scipy.linalg.cho_factor(xtx * d[:, None] * d[None, :], lower=True,
-                                         check_finite=False)
-    except np.linalg.LinAlgError:
-        return np.linalg.lstsq(X, y, rcond=None)[0]
-    b = d * scipy.linalg.cho_solve(factor, d * (X.T @ y), check_finite=False)
-    return b + d * scipy.linalg.cho_solve(factor, d * (X.T @ (y - X @ b)), check_finite=False)
-
-
-def _obs_vector(values, n: int, name: str, positive: bool) -> np.ndarray:
-    """``values`` as a finite float vector of length n (``positive``: > 0)."""
-    arr = np.asarray(values, dtype=float).ravel()
-    if arr.shape != (n,):
-        raise DataError(f"{name} must have one value per observation ({n}), got {arr.size}")
-    if not np.all(np.isfinite(arr)):
-        raise DataError(f"{name} must be finite")
-    if positive and not np.all(arr > 0):
-        raise DataError(f"{name} must be positive")
-    return arr
 
 
 class PLS:
@@ -167,8 +136,8 @@ class PLS:
         offset = design.offset if offset is None else offset
         weights = design.weights if weights is None else weights
         self.offset = (np.zeros(self.n) if offset is None
-                       else _obs_vector(offset, self.n, "offset", positive=False))
-        w = None if weights is None else _obs_vector(weights, self.n, "weights", positive=True)
+                       else obs_vector(offset, self.n, "offset", positive=False))
+        w = None if weights is None else obs_vector(weights, self.n, "weights", positive=True)
         self.log_weights = 0.0 if w is None else float(np.log(w).sum())
         self._set_weights(w)
         self._set_response(design.y if y is None else y)
@@ -206,7 +175,7 @@ class PLS:
                 self._xtx = X.T @ X
                 self._ztx0 = self.pattern.z0t(X)
                 self._zrtx = self.pattern.zrt(X) if self.rest else None
-            self.beta_offset = _offset_beta(X, self._xtx, y)
+            self.beta_offset = offset_beta(X, self._xtx, y)
             r = y - X @ self.beta_offset
             Xtr = X.T @ r
             self.XytXy = np.empty((self.p + 1, self.p + 1))
@@ -301,12 +270,16 @@ class PLS:
             o += w
         return out
 
-    def _rest_matrix(self, theta: np.ndarray, state) -> np.ndarray:
-        """Λ_Rᵀ(Z_RᵀWZ_R)Λ_R + I − TᵀT; only the lower triangle is guaranteed."""
+    def _rest_matrix(self, theta: np.ndarray, state, scratch: bool = False) -> np.ndarray:
+        """Λ_Rᵀ(Z_RᵀWZ_R)Λ_R + I − TᵀT; only the lower triangle is guaranteed.
+
+        ``scratch``: the matrix may live in this thread's work buffer (its factor
+        is not kept beyond the current evaluation).
+        """
         coupling, rmul = self.coupling, self._rmul_rest
         scales = self._rest_scales(theta)
         if not coupling.scaled and scales is not None and self._zrtzr_diag is not None:
-            return self._rest_matrix_sparse(state, scales)
+            return self._rest_matrix_sparse(state, scales, scratch)
         gram = coupling.gram(state, theta, rmul)
         if coupling.scaled:
             A = rmul(rmul(self.zrtzr, theta).T, theta) - gram
@@ -319,10 +292,10 @@ class PLS:
         A[np.diag_indices_from(A)] += 1.0
         return A
 
-    def _rest_matrix_sparse(self, state, scales: np.ndarray) -> np.ndarray:
+    def _rest_matrix_sparse(self, state, scales: np.ndarray, scratch: bool) -> np.ndarray:
         """The same matrix when Z_RᵀWZ_R is diagonal: only MᵀWM's nonzeros are written."""
         coupling = self.coupling
-        A = np.zeros((self.n_rest, self.n_rest))
+        A = square_buffer(self.n_rest) if scratch else np.zeros((self.n_rest, self.n_rest))
         if len(self.rest) == 1:  # one scale λ for all remaining effects
             A.ravel()[coupling.positions] = coupling.values(state) * -(scales[0] ** 2)
         else:
@@ -331,11 +304,11 @@ class PLS:
         A[np.diag_indices_from(A)] += self._zrtzr_diag * scales**2 + 1.0
         return A
 
-    def _rest_factor(self, theta, lam0, L0, cd0, full):
+    def _rest_factor(self, theta, lam0, L0, cd0, full, scratch=False):
         """Factor the remaining blocks given the first one (Schur complement)."""
         rmul, coupling = self._rmul_rest, self.coupling
         state = coupling.state(theta, lam0, L0, rmul, solve_lower_batched)
-        A = self._rest_matrix(theta, state)
+        A = self._rest_matrix(theta, state, scratch)
         if not np.isfinite(np.sum(A)):  # NaN and inf never reach LAPACK
             raise np.linalg.LinAlgError("Schur complement of the remaining blocks not finite")
         L_rest = scipy.linalg.cholesky(A, lower=True, check_finite=False, overwrite_a=True)
@@ -352,7 +325,7 @@ class PLS:
         without factoring the levels.  Otherwise the blocked factorisation.
         """
         if self.rest or self.q0 > 2:
-            return self._factor(theta, full=False, want_l0=False)
+            return self._factor(theta, full=False, want_l0=False, scratch=True)
         if getattr(self, "_level_stats", None) is None:
             self._level_stats = LevelStats(self.ZtZ0, self.ZtXy0)
         C, logdet = self._level_stats.schur_terms(self.blocks[0].lam(theta))
@@ -371,13 +344,15 @@ class PLS:
             LX, info = dpotrf(S[:p, :p], lower=1)
             if info != 0:
                 raise np.linalg.LinAlgError("fixed-effects Schur complement not positive definite")
-            lx = scipy.linalg.solve_triangular(LX, S[:p, p], lower=True, check_finite=False)
+            lx, info = dtrtrs(LX, S[:p, p], lower=1)  # LAPACK directly: p is small
+            if info != 0:
+                raise np.linalg.LinAlgError("fixed-effects factor singular")
         r2 = float(S[p, p] - lx @ lx)
         logdet_x = 2.0 * np.log(np.diagonal(LX)).sum()
         return LX, lx, r2, logdet_x
 
     def _factor(self, theta: np.ndarray, full: bool = True, x_factor: bool = True,
-                want_l0: bool = True) -> _Factors:
+                want_l0: bool = True, scratch: bool = False) -> _Factors:
         lam0 = self.blocks[0].lam(theta)
         L0, parts, logdet = factor_first(lam0, self.ZtZ0, self.ZtXy0, want_l0 or bool(self.rest))
         if not np.isfinite(logdet):
@@ -387,7 +362,7 @@ class PLS:
         cd = parts[0] if len(parts) == 1 else np.stack(parts, axis=1).reshape(-1, p + 1)
         S = self.XytXy - cd.T @ cd
         if self.rest:
-            state, T, L_rest, cdR = self._rest_factor(theta, lam0, L0, cd, full)
+            state, T, L_rest, cdR = self._rest_factor(theta, lam0, L0, cd, full, scratch)
             S -= cdR.T @ cdR
             cd = np.vstack([cd, cdR])
             logdet += 2.0 * np.log(np.diag(L_rest)).sum()

@@ -22,6 +22,7 @@ never saw (lme4's "new levels detected in newdata").
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -35,6 +36,7 @@ import pandas as pd
 from formulaic import Formula
 
 from ..errors import DataError, FormulaError
+from .formula import signed_terms
 from .names import alias_of, alias_text, r_names, restore_names, wrap_ordered
 from .rfunctions import CONTEXT
 
@@ -103,8 +105,9 @@ class MatrixSpec:
     names : tuple of str
         Model-matrix column names with the real column names (lme4's
         ``(Intercept)``).
-    spec : formulaic.ModelSpec
-        formulaic's state (levels, stateful transforms) from the fit.
+    model_spec : formulaic.ModelSpec or callable
+        formulaic's state (levels, stateful transforms) from the fit, or a
+        function returning it (made on first use of :attr:`spec`).
     levels : dict
         For each factor column used, the levels present in the fit.
     """
@@ -113,8 +116,15 @@ class MatrixSpec:
     columns: tuple[str, ...]
     used: tuple[str, ...]
     names: tuple[str, ...]
-    spec: Any = field(repr=False)
+    model_spec: Any = field(repr=False)
     levels: dict[str, frozenset] = field(default_factory=dict, repr=False)
+
+    @property
+    def spec(self) -> Any:
+        """formulaic's ``ModelSpec`` of the piece."""
+        if callable(self.model_spec):
+            object.__setattr__(self, "model_spec", self.model_spec())
+        return self.model_spec
 
     def _check_newdata(self, frame: pd.DataFrame, what: str) -> None:
         missing = [c for c in self.used if c not in frame.columns]
@@ -177,6 +187,62 @@ def _relearn_state(mm: Any, text: str, safe: pd.DataFrame, columns: tuple[str, .
     return spec.get_model_matrix(safe, context=CONTEXT)
 
 
+_PLAIN_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
+
+
+def _simple_columns(piece: str, frame: pd.DataFrame) -> tuple[bool, list[str]] | None:
+    """(intercept, columns) when ``piece`` is only ``1``/``0`` and plain numeric columns.
+
+    Such pieces (``1 + x + z``, ``0 + x``) are the common case; their matrix
+    is the columns themselves, so formulaic's machinery can be skipped.
+    """
+    intercept, columns = True, []
+    for sign, tok in signed_terms(piece):
+        if tok in ("0", "-1") or (tok == "1" and sign == "-"):
+            intercept = False
+        elif tok == "1" and sign == "+":
+            continue
+        elif (sign == "+" and _PLAIN_NAME.match(tok) and tok in frame.columns
+              and tok not in columns and not _is_factor(frame[tok])
+              and frame[tok].dtype.kind in "iuf"):
+            columns.append(tok)
+        else:
+            return None
+    return intercept, columns
+
+
+def _simple_matrix(piece: str, frame: pd.DataFrame, simple: tuple[bool, list[str]],
+                   columns: tuple[str, ...]) -> tuple[np.ndarray, MatrixSpec]:
+    intercept, used = simple
+    X = np.empty((len(frame), intercept + len(used)))
+    if intercept:
+        X[:, 0] = 1.0
+    for j, c in enumerate(used, start=int(intercept)):
+        X[:, j] = frame[c].to_numpy(dtype=float)
+    names = ("(Intercept)",) * intercept + tuple(used)
+    aliased = alias_text(piece, columns)
+    text = aliased.text
+    position = {c: i for i, c in enumerate(columns)}
+    head = {alias_of(position[c]): frame[c].to_numpy()[:2] for c in aliased.columns}
+    return X, MatrixSpec(piece, columns, aliased.columns, names, _SpecOnDemand(text, head), {})
+
+
+@dataclass(frozen=True)
+class _SpecOnDemand:
+    """formulaic's spec of a simple piece, built when first asked for (picklable).
+
+    Without factors or stateful transforms the spec does not depend on the
+    rows, so two rows of the frame suffice.
+    """
+
+    text: str
+    head: dict[str, np.ndarray]  # two rows of each used column, under its alias
+
+    def __call__(self) -> Any:
+        return _formula(self.text).get_model_matrix(pd.DataFrame(self.head), na_action="raise",
+                                                    context=CONTEXT).model_spec
+
+
 def piece_matrix(piece: str, frame: pd.DataFrame, what: str) -> tuple[np.ndarray, MatrixSpec]:
     """Model matrix of a formula piece on the model frame, and its spec for new data.
 
@@ -196,6 +262,9 @@ def piece_matrix(piece: str, frame: pd.DataFrame, what: str) -> tuple[np.ndarray
     spec : MatrixSpec
     """
     columns = tuple(str(c) for c in frame.columns)
+    simple = _simple_columns(piece, frame)
+    if simple is not None and (simple[0] or simple[1]):
+        return _simple_matrix(piece, frame, simple, columns)
     aliased = alias_text(piece, columns)
     ordered = [i for i, c in enumerate(columns) if c in aliased.columns and _is_ordered(frame[c])]
     text = wrap_ordered(aliased.text, ordered)

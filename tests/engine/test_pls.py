@@ -66,9 +66,9 @@ def test_crossed_scalar_factors_take_the_sparse_schur_path(monkeypatch):
     calls = []
     original = PLS._rest_matrix_sparse
 
-    def spy(self, state, scales):
+    def spy(self, state, scales, scratch):
         calls.append(self.n_rest)
-        return original(self, state, scales)
+        return original(self, state, scales, scratch)
 
     monkeypatch.setattr(PLS, "_rest_matrix_sparse", spy)
     m = fitted("penicillin")

@@ -14,7 +14,7 @@ import pytest
 import lmmlib
 from lmmlib.engine import design as design_module
 from lmmlib.engine.design import _clearly_independent, _independent_columns, build_design
-from lmmlib.engine.pls import _offset_beta
+from lmmlib.engine.observations import offset_beta as _offset_beta
 from lmmlib.engine.reterms import PendingLabels, _dense_integer_codes, group_codes
 
 

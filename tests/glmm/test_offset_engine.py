@@ -76,9 +76,9 @@ def test_crossed_glmm_steps_take_the_sparse_schur_path(monkeypatch):
     calls = []
     original = PLS._rest_matrix_sparse
 
-    def spy(self, state, scales):
+    def spy(self, state, scales, scratch):
         calls.append(self.weights is not None)
-        return original(self, state, scales)
+        return original(self, state, scales, scratch)
 
     monkeypatch.setattr(PLS, "_rest_matrix_sparse", spy)
     m = lmmlib.glmer("y ~ x + (1 | a) + (1 | b)", crossed_counts(), "poisson")
