@@ -82,3 +82,26 @@ def test_offset_beta_is_least_squares_for_badly_scaled_columns():
     # relative to each coefficient's scale: the refined normal equations are exact
     # to about cond(scaled X)² · eps ≈ 1e-15 here
     np.testing.assert_allclose(b, ref, rtol=1e-9)
+
+
+@pytest.mark.parametrize("piece", ["x + z", "1 + x", "0 + x + z", "x - 1", "1"])
+def test_plain_numeric_pieces_skip_formulaic_with_the_same_matrix(piece, monkeypatch):
+    from lmmlib.engine import terms
+
+    rng = np.random.default_rng(5)
+    frame = pd.DataFrame({"x": rng.normal(size=6), "z": np.arange(6), "g": list("aabbcc")})
+    fast, spec = terms.piece_matrix(piece, frame, "the example")
+    assert isinstance(spec.model_spec, terms._SpecOnDemand)  # the shortcut was taken
+    monkeypatch.setattr(terms, "_simple_columns", lambda piece, frame: None)
+    general, ref = terms.piece_matrix(piece, frame, "the example")
+    np.testing.assert_array_equal(fast, general)
+    assert spec.names == ref.names and spec.used == ref.used
+    # the spec made on demand rebuilds the same columns for new rows
+    np.testing.assert_array_equal(spec.rows(frame.iloc[2:]), ref.rows(frame.iloc[2:]))
+
+
+def test_factor_pieces_take_formulaic():
+    from lmmlib.engine import terms
+
+    frame = pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0], "g": list("abab")})
+    assert terms._simple_columns("x + g", frame) is None
