@@ -11,7 +11,10 @@ set-up, ``glue`` bookkeeping), so that it reruns as it stands.  Jupyter does not
 know MyST's ``glue`` roles and directives, so the values they paste are written
 into the markdown: ``{glue:text}`key:.3f``` becomes the formatted number,
 ``{glue:md}`` the markdown, ``{glue:figure}`` an image attached to the cell.
-Figures the chapter reads from the book's folder are attached as well.
+Figures the chapter reads from the book's folder are attached as well.  The
+rest of MyST's markup becomes plain Jupyter markdown: exercises, solutions and
+admonitions turn into quoted blocks with a bold heading, ``{ref}``/``{doc}``
+roles into their text, citations into ``[key]``, label targets are dropped.
 
 For the API reference it also resolves references to lmmlib objects written
 with the path of the module that defines them (``lmmlib.inference.drop1.drop1``)
@@ -65,6 +68,25 @@ FIGURE_DIRECTIVE = re.compile(
     r"(?P<body>.*?)^(?P=fence)[ \t]*$",
     re.MULTILINE | re.DOTALL,
 )
+
+#: Any other fenced MyST directive (exercises, solutions, admonitions, notes...).
+MYST_DIRECTIVE = re.compile(
+    r"^(?P<fence>`{3,}|:{3,})\{(?P<name>[\w:-]+)\}(?P<argument>[^\n]*)\n"
+    r"(?P<body>.*?)^(?P=fence)[ \t]*$",
+    re.MULTILINE | re.DOTALL,
+)
+
+#: Cross-reference roles whose text is kept: ``{ref}`text <label>``` or ``{doc}`page```.
+XREF_ROLE = re.compile(r"\{(?:ref|doc|numref|eq|term|any)\}`(?P<content>[^`]+)`")
+CITE_ROLE = re.compile(r"\{cite(?::[a-z]+)?\}`(?P<keys>[^`]+)`")
+MATH_ROLE = re.compile(r"\{math\}`(?P<latex>[^`]+)`")
+TARGET = re.compile(r"^\([\w.:-]+\)=[ \t]*\n", re.MULTILINE)
+
+#: Headings of the directives that become quoted blocks.
+HEADINGS = {"exercise": "Exercise", "solution-start": "Solution", "solution": "Solution",
+            "note": "Note", "tip": "Tip", "hint": "Hint", "important": "Important",
+            "warning": "Warning", "caution": "Caution", "attention": "Attention",
+            "danger": "Danger", "error": "Error", "seealso": "See also"}
 
 _IMAGES = ("image/png", "image/jpeg", "image/gif", "image/svg+xml")
 _logger = logging.getLogger(__name__)
@@ -205,10 +227,50 @@ class _Renderer:
         return f"{image}\n\n*{caption}*" if caption and match["kind"] == "figure" else image
 
 
+def _quote(heading: str, body: str) -> str:
+    lines = [f"**{heading}**", ""] + body.splitlines() if body else [f"**{heading}**"]
+    return "\n".join(f"> {line}".rstrip() for line in lines)
+
+
+def _directive(match: re.Match[str]) -> str:
+    """A MyST directive (not glue, not a figure) as Jupyter markdown."""
+    name, argument = match["name"], match["argument"].strip()
+    _, body = _options(match["body"])
+    body = MYST_DIRECTIVE.sub(_directive, body)  # nested directives
+    if name == "solution-end":
+        return ""
+    if name == "admonition":
+        return _quote(argument or "Note", body)
+    if name in HEADINGS:
+        # an exercise's or solution's argument is a label or a title: keep titles only
+        title = argument if name in ("exercise", "solution-start") and " " in argument else ""
+        return _quote(f"{HEADINGS[name]}{': ' + title if title else ''}", body)
+    return match[0]  # anything else (code blocks, math) as it stands
+
+
+def _xref(match: re.Match[str]) -> str:
+    text, _, _ = match["content"].partition("<")
+    return text.strip() if "<" in match["content"] else match["content"].strip()
+
+
+def _myst_to_markdown(text: str) -> str:
+    """MyST-only markup of a markdown cell as plain Jupyter markdown."""
+    text = TARGET.sub("", text)
+    text = MYST_DIRECTIVE.sub(_directive, text)
+    text = XREF_ROLE.sub(_xref, text)
+    text = CITE_ROLE.sub(lambda m: "[" + "; ".join(k.strip() for k in m["keys"].split(","))
+                         + "]", text)
+    text = MATH_ROLE.sub(lambda m: f"${m['latex']}$", text)
+    return re.sub(r"\n{3,}", "\n\n", text)  # where solution fences stood
+
+
 def render_markdown(
     source: str, glue: Mapping[str, Any], srcdir: Path | None = None
 ) -> tuple[str, dict[str, dict[str, str]]]:
     """Replace the glue roles and directives of a markdown cell by their values.
+
+    MyST's other markup (directives such as ``{exercise}``, cross-reference
+    and citation roles, label targets) is written as plain Jupyter markdown.
 
     Parameters
     ----------
@@ -235,7 +297,7 @@ def render_markdown(
     text = GLUE_DIRECTIVE.sub(renderer.directive, source)
     text = FIGURE_DIRECTIVE.sub(renderer.figure, text)
     text = GLUE_ROLE.sub(renderer.role, text)
-    return text, renderer.attachments
+    return _myst_to_markdown(text).strip("\n"), renderer.attachments
 
 
 def chapter_notebook(
