@@ -27,6 +27,7 @@ from collections.abc import Callable
 import numpy as np
 import scipy.sparse as sp
 
+from .codes import distinct_codes
 from .scratch import pair_buffers
 
 __all__ = ["DenseCoupling", "SparseScalarCoupling", "make_coupling", "symmetrize_lower"]
@@ -96,8 +97,10 @@ class SparseScalarCoupling:
         # distinct positions of the lower triangle of MᵀM, and the sparse map
         # P (positions × levels) whose product with s² gives their values; P's
         # nonzeros are the products m_ia·m_ib, kept in P's order for reweighting
-        self.positions, slot = np.unique(index, return_inverse=True)
-        order = np.lexsort((rows, slot))
+        distinct = distinct_codes(index)  # positions are flat indices into Q_R × Q_R
+        self.positions, slot = (distinct if distinct is not None
+                                else np.unique(index, return_inverse=True))
+        order = np.argsort(slot, kind="stable")  # P's rows: products grouped by position
         self._ia, self._ib = ia[order], ib[order]
         indptr = np.concatenate([[0], np.cumsum(np.bincount(slot, minlength=self.positions.size))])
         self.P = sp.csr_matrix((M.data[self._ia] * M.data[self._ib], rows[order], indptr),

@@ -84,6 +84,9 @@ class ZPattern:
         """Per-level Z₀ᵢ'WZ₀ᵢ, shape (k0, q0, q0)."""
         out = np.empty((self.k0, self.q0, self.q0))
         for a, c in self._pairs0:
+            if w is None and self._ones0[a] and self._ones0[c]:  # level counts
+                out[:, a, c] = np.bincount(self.codes0, minlength=self.k0)
+                continue
             v = self.Zv0[:, a] * self.Zv0[:, c]
             out[:, a, c] = out[:, c, a] = np.bincount(self.codes0, _weighted(v, w),
                                                       minlength=self.k0)

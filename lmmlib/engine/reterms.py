@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError
+from .codes import distinct_codes
 from .formula import RandomTerm, signed_terms
 from .names import strip_quotes
 from .terms import piece_matrix
@@ -145,22 +146,6 @@ def level_labels(values: object) -> list[str]:
     return [level_label(v) for v in arr.ravel()]
 
 
-def _dense_integer_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """Codes and sorted levels of integer ids spanning a range not much wider than n.
-
-    A presence table over the range replaces the sort: O(n) for the common
-    case of ids numbered 0..k or 1..k.
-    """
-    low, high = int(values.min()), int(values.max())
-    if high - low > 2 * len(values) + 1024:
-        return None
-    shifted = (values - low).astype(np.intp, copy=False)
-    present = np.zeros(high - low + 1, dtype=bool)
-    present[shifted] = True
-    rank = np.cumsum(present) - 1
-    return rank[shifted].astype(np.int64), np.flatnonzero(present) + low
-
-
 def _single_codes(col: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """Codes 0..k-1 and the sorted observed levels of one grouping column.
 
@@ -172,9 +157,9 @@ def _single_codes(col: pd.Series) -> tuple[np.ndarray, np.ndarray]:
         return codes.astype(np.int64), np.asarray(col.cat.categories[used])
     values = col.to_numpy()
     if values.dtype.kind in "iu" and len(values):
-        dense = _dense_integer_codes(values)
+        dense = distinct_codes(values)
         if dense is not None:
-            return dense
+            return dense[1], dense[0]
     try:
         codes, uniques = pd.factorize(col, sort=True)
     except TypeError as exc:

@@ -164,7 +164,7 @@ def anova_type3(model: Any, ddf: str = "Satterthwaite", at: tuple | None = None)
     --------
     >>> m = lmmlib.lmer("weight ~ weeks + (1|id)", lmmlib.datasets.load("pig"))
     >>> tab = anova_type3(m)  # lmerTest's anova(m): F 25271 on 1 and 383 df
-    >>> round(float(tab.loc["weeks", "F value"]), 1), int(tab.loc["weeks", "DenDF"])
+    >>> round(float(tab.loc["weeks", "F value"]), 1), round(float(tab.loc["weeks", "DenDF"]))
     (25271.5, 383)
     """
     return anova_fixed(model, 3, ddf, at)

@@ -13,22 +13,23 @@ import pytest
 
 import lmmlib
 from lmmlib.engine import design as design_module
+from lmmlib.engine.codes import distinct_codes
 from lmmlib.engine.design import _clearly_independent, _independent_columns, build_design
 from lmmlib.engine.observations import offset_beta as _offset_beta
-from lmmlib.engine.reterms import PendingLabels, _dense_integer_codes, group_codes
+from lmmlib.engine.reterms import PendingLabels, group_codes
 
 
 @pytest.mark.parametrize("values", [np.array([5, 3, 3, 9, 5, 4]), np.array([-2, 7, -2, 0]),
                                     np.arange(1000)[::-1] % 37])
 def test_dense_integer_codes_equal_sorted_factorize(values):
-    codes, levels = _dense_integer_codes(values)
+    levels, codes = distinct_codes(values)
     ref_codes, ref_levels = pd.factorize(pd.Series(values), sort=True)
     np.testing.assert_array_equal(codes, ref_codes)
     np.testing.assert_array_equal(levels, ref_levels)
 
 
 def test_sparse_integer_ids_take_the_general_route():
-    assert _dense_integer_codes(np.array([1, 10**9])) is None
+    assert distinct_codes(np.array([1, 10**9])) is None
 
 
 def test_integer_levels_get_their_labels_when_first_read():
