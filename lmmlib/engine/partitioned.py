@@ -10,20 +10,23 @@ which holds more than one partition's rows at a time:
    and counted) and collects the observed values of every grouping factor
    and factor column, the response's range and the number of rows;
 2. :func:`lmmlib.engine.partsums.partition_products` builds each partition's
-   X and Z blocks against the levels of step 1 and sums their cross-products.
+   X and Z blocks against the levels of step 1 (:mod:`lmmlib.engine.partrows`,
+   straight from the numeric arrays where the formula allows) and sums their
+   cross-products.
 
 Between the two, :func:`template_design` builds the :class:`PartitionedDesign`
 from a small *template* frame in which every observed level appears: its
 model-matrix specs (contrasts, term columns) and grouping factors (levels in
 lme4's order, blocks, θ layout) are those of the in-memory fit of all rows.
 The design holds no per-observation arrays (X, y, Z have zero rows); its
-``nobs`` is the number of rows used.
+``nobs`` is the number of rows used, and its ``plan`` the direct route of
+pass 2 (:func:`lmmlib.engine.partrows.make_plan`) when there is one.
 """
 
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -32,11 +35,12 @@ import pandas as pd
 from ..errors import DataError, DataWarning, FormulaError
 from .design import Design, fixed_matrix, split_offsets
 from .formula import ParsedFormula, expand_dot, parse_formula
-from .frame import normalise_columns, required_columns
+from .frame import required_columns
 from .names import strip_quotes
+from .partrows import CleanRule, check_finite, clean_partition, make_plan
 from .reterms import Block, build_blocks
 from .rows import as_na_action
-from .terms import evaluate_piece
+from .threads import blas_threads
 
 __all__ = ["CleanRule", "PartitionedDesign", "clean_partition", "is_dask_frame",
            "scan_levels", "template_design"]
@@ -66,56 +70,12 @@ class PartitionedDesign(Design):
     n_obs: int = 0
     nparts: int = 0
     group_values: dict = field(default_factory=dict, repr=False)
+    plan: Any = field(default=None, repr=False, compare=False)  # partrows.FastPlan or None
 
     @property
     def nobs(self) -> int:
         """Number of observations used."""
         return self.n_obs
-
-
-@dataclass(frozen=True)
-class CleanRule:
-    """How a partition becomes model-frame rows (the same rule in every pass)."""
-
-    names: tuple[str, ...]  # the formula's columns, response first
-    grouping: tuple[str, ...]
-    response: str  # the response as written (a column or an expression)
-    na_action: str
-
-
-def clean_partition(part: pd.DataFrame, rule: CleanRule) -> tuple[pd.DataFrame, np.ndarray, dict]:
-    """The complete rows of one partition, its response and what was dropped.
-
-    Returns the cleaned frame, the response (floats) and a dict with the
-    partition's row count ``rows``, missing values per column ``missing``,
-    incomplete rows ``dropped`` and rows where a response expression is not
-    finite ``bad_response``.
-    """
-    # no warnings.catch_warnings here: partitions run in threads, and it is not thread-safe
-    frame = normalise_columns(part.loc[:, list(rule.names)], rule.grouping)
-    bad = frame.isna()
-    missing = {c: int(v) for c, v in bad.sum().items() if v}
-    rows = bad.any(axis=1).to_numpy()
-    info = {"rows": len(part), "missing": missing, "dropped": int(rows.sum()), "bad_response": 0}
-    if rows.any():
-        frame = frame.loc[~rows]
-    name = strip_quotes(rule.response)
-    if name in frame.columns:
-        col = frame[name]
-        if not (pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col)):
-            raise DataError(f"response {name!r} must be numeric, it has dtype {col.dtype}")
-        y = col.to_numpy(dtype=float)
-        finite = np.isfinite(y)
-        if not finite.all():
-            raise DataError(f"response {name!r} has {int((~finite).sum())} "
-                            "infinite or undefined values")
-    else:
-        y = evaluate_piece(rule.response, frame) if len(frame) else np.zeros(0)
-        finite = np.isfinite(y)
-        if not finite.all():
-            info["bad_response"] = int((~finite).sum())
-            frame, y = frame.loc[finite], y[finite]
-    return frame, y, info
 
 
 # -- pass 1: levels ------------------------------------------------------------------
@@ -130,8 +90,88 @@ def _column_kind(col: pd.Series) -> str:
     return "object"
 
 
+#: Largest value range of an integer column whose distinct values are found by counting,
+#: relative to its rows (wider ranges are hashed).
+COUNT_SPREAD = 8
+
+
+def _dense_range(arrays: list[np.ndarray]) -> tuple[int, int] | None:
+    """The value range of integer arrays if it is dense enough to count over, else None."""
+    if not arrays or arrays[0].dtype.kind not in "iu" or any(a.dtype != arrays[0].dtype
+                                                             for a in arrays):
+        return None
+    sized = [a for a in arrays if a.size]
+    if not sized:
+        return None
+    low = min(int(a.min()) for a in sized)
+    high = max(int(a.max()) for a in sized)
+    if high - low >= COUNT_SPREAD * sum(a.size for a in sized) + 1024 or low <= -2**62 \
+            or high >= 2**62:
+        return None
+    return low, high
+
+
+def distinct_values(*arrays: np.ndarray) -> np.ndarray:
+    """The distinct values of arrays: by marking a range for dense integers, else by hashing.
+
+    Dense integers come out sorted, other values in order of first appearance
+    (levels are sorted later in either case).
+
+    Examples
+    --------
+    >>> distinct_values(np.array([7, 3, 7, 5])).tolist()
+    [3, 5, 7]
+    >>> distinct_values(np.array([4, 3]), np.array([5, 3])).tolist()
+    [3, 4, 5]
+    >>> distinct_values(np.array([2.5, 1.0, 2.5])).tolist()
+    [2.5, 1.0]
+    """
+    span = _dense_range(list(arrays))
+    if span is None:
+        return pd.unique(np.concatenate(arrays) if len(arrays) > 1 else arrays[0])
+    low, high = span
+    seen = np.zeros(high - low + 1, dtype=bool)
+    for a in arrays:
+        seen[a.astype(np.int64, copy=False) - low] = True
+    return (np.flatnonzero(seen) + low).astype(arrays[0].dtype)
+
+
+def _numeric_levels(part: pd.DataFrame, rule: CleanRule) -> dict | None:
+    """:func:`partition_levels` from the arrays, if all columns are numpy numbers (else None)."""
+    name = strip_quotes(rule.response)
+    if name not in rule.names:
+        return None
+    cols = {}
+    for c in rule.names:
+        dtype = part[c].dtype
+        if not (isinstance(dtype, np.dtype) and dtype.kind in "fiu"):
+            return None
+        cols[c] = part[c].to_numpy()
+    missing, bad = {}, None
+    for c, values in cols.items():
+        if values.dtype.kind == "f":
+            nan = np.isnan(values)
+            count = int(np.count_nonzero(nan))
+            if count:
+                missing[c] = count
+                bad = nan if bad is None else bad | nan
+    if bad is not None:
+        cols = {c: v[~bad] for c, v in cols.items()}
+    y = cols[name]
+    check_finite(name, y)
+    return {"rows": len(part), "missing": missing,
+            "dropped": 0 if bad is None else int(np.count_nonzero(bad)), "bad_response": 0,
+            "kinds": dict.fromkeys(rule.names, "numeric"),
+            "levels": {c: distinct_values(cols[c]) for c in rule.grouping}, "categories": {},
+            "used": len(y), "ymin": float(y.min()) if len(y) else np.inf,
+            "ymax": float(y.max()) if len(y) else -np.inf}
+
+
 def partition_levels(part: pd.DataFrame, rule: CleanRule) -> dict:
     """Pass-1 summary of one partition: counts, column kinds, observed levels, y range."""
+    fast = _numeric_levels(part, rule)
+    if fast is not None:
+        return fast
     frame, y, info = clean_partition(part, rule)
     kinds, levels, categories = {}, {}, {}
     for c in frame.columns:
@@ -162,7 +202,7 @@ def combine_levels(*parts: dict) -> dict:
             out["missing"][c] = out["missing"].get(c, 0) + v
         for c, v in p["levels"].items():
             old = out["levels"].get(c)
-            out["levels"][c] = v if old is None else pd.unique(np.concatenate([old, v]))
+            out["levels"][c] = v if old is None else distinct_values(old, v)
         for c, v in p["kinds"].items():
             out["kinds"].setdefault(c, set()).update({v} if isinstance(v, str) else v)
         for c, v in p["categories"].items():
@@ -190,15 +230,17 @@ def tree_reduce(delayed_parts: list, combine: Any, split_every: int = 4) -> Any:
 
 
 def _compute(value: Any, progress: bool, scheduler: Any) -> Any:
+    """Compute a pass, with one BLAS thread (the partitions are the parallelism)."""
     import dask
 
     kwargs = {} if scheduler is None else {"scheduler": scheduler}
-    if progress:
-        from dask.diagnostics import ProgressBar
+    with blas_threads(1):
+        if progress:
+            from dask.diagnostics import ProgressBar
 
-        with ProgressBar():
-            return dask.compute(value, **kwargs)[0]
-    return dask.compute(value, **kwargs)[0]
+            with ProgressBar():
+                return dask.compute(value, **kwargs)[0]
+        return dask.compute(value, **kwargs)[0]
 
 
 def _partitions(ddf: Any) -> list:
@@ -379,4 +421,4 @@ def template_design(parsed: ParsedFormula, summary: dict, rule: CleanRule,
                                None, n_obs=int(summary["used"]), nparts=nparts,
                                group_values=_group_values(template, blocks))
     _check_sizes(design, design.n_obs)
-    return design
+    return replace(design, plan=make_plan(rule, template, design, X, blocks))

@@ -1,16 +1,18 @@
 """Pass 2 of a partitioned fit: cross-products summed over partitions, and their PLS.
 
-Every partition is cleaned as in pass 1 (:func:`lmmlib.engine.partitioned.clean_partition`),
-its X and Z blocks are built against the fit's levels and specs, and it
-contributes Z₀ᵢ'Z₀ᵢ per level, Z'[X y], the sparse coupling Z₀'Z_R, Z_R'Z_R and
-X'X; these are sums, so partitions combine in any order (a tree reduction).
+Every partition is cleaned as in pass 1 and its X and Z blocks are built
+against the fit's levels and specs (:mod:`lmmlib.engine.partrows`); it
+contributes X'X, Z'[X y], Z₀ᵢ'Z₀ᵢ per level, the sparse coupling Z₀'Z_R and
+Z_R'Z_R (:mod:`lmmlib.engine.partkernels`); these are sums, so partitions
+combine in any order (a tree reduction).
 
 The response enters the PLS centred by its least-squares fit on X (as in
 :class:`lmmlib.engine.pls.PLS`, so that r² is free of cancellation when y has a
 large mean).  The centred residual sum of squares is combined exactly from
 each partition's own least-squares fit b_k: for any b,
 ‖y − Xb‖² = Σ_k ‖y_k − X_k b_k‖² + (b_k − b)'X_k'X_k(b_k − b), since X_k'(y_k − X_k b_k) = 0.
-The R factor of X (for the rank check) is combined as a tall-skinny QR.
+The R factor of X (for the rank check) is combined as a tall-skinny QR; one
+QR of each partition's [X y] gives both its R factor and its b_k.
 
 :class:`PartitionedPLS` is a :class:`~lmmlib.engine.pls.PLS` whose
 cross-products are these sums: the θ ↦ criterion code is the in-memory one.
@@ -23,139 +25,42 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import scipy.linalg
-import scipy.sparse as sp
 
 from ..errors import DataError, DataWarning
 from .coupling import make_coupling
-from .crossprod import z_matrix
 from .design import RANK_TOL
-from .names import alias_of
-from .partitioned import (
+from .partitioned import PartitionedDesign, _compute, _partitions, tree_reduce
+from .partkernels import assemble_levels, combine_products, products
+from .partrows import (
     CleanRule,
-    PartitionedDesign,
-    _compute,
-    _partitions,
-    clean_partition,
-    tree_reduce,
+    aligned,
+    block_covariates,
+    group_codes,
+    partition_rows,
+    piece_rows,
 )
 from .pls import PLS
-from .reterms import Block, level_labels
-from .rfunctions import CONTEXT
-from .terms import MatrixSpec
 
 __all__ = ["PartitionedPLS", "combine_products", "linear_predictor", "partition_products",
            "sum_products"]
-
-
-def _codes(design: PartitionedDesign, block: Block, col: pd.Series) -> np.ndarray:
-    """Codes of a partition's grouping values among the fit's levels."""
-    local, uniques = pd.factorize(col)
-    values = design.group_values.get(block.factor)
-    where = None
-    if values is not None and np.asarray(uniques).dtype.kind in "iufO":
-        where = values.get_indexer(np.asarray(uniques))
-    if where is None or (where < 0).any():  # by label: 1, 1.0 and "1" are one level
-        where = block.levels.get_indexer(level_labels(np.asarray(uniques)))
-    if (where < 0).any():  # cannot happen: pass 1 saw every value
-        raise DataError(f"grouping column {block.factor!r} changed between passes over the data")
-    return where[local].astype(np.int64)
-
-
-def _matrix(spec: Any, frame: pd.DataFrame) -> np.ndarray:
-    """A piece's columns for a partition's (clean, complete) rows.
-
-    As ``MatrixSpec.rows`` without its checks, which pass 1 has made (every
-    level was seen, no value is missing), and without ``warnings.catch_warnings``,
-    which is not thread-safe and partitions run in threads.
-    """
-    if isinstance(spec, MatrixSpec):
-        position = {c: i for i, c in enumerate(spec.columns)}
-        safe = frame[list(spec.used)].set_axis([alias_of(position[c]) for c in spec.used],
-                                               axis=1)
-        return np.asarray(spec.spec.get_model_matrix(safe, context=CONTEXT), dtype=float)
-    return spec.get_model_matrix(frame)
-
-
-def _covariates(design: PartitionedDesign, block: Block, frame: pd.DataFrame) -> np.ndarray:
-    return np.hstack([_matrix(design.term_specs[f"({t.expr} | {t.factor})"], frame)
-                      for t in design.reterms if t.factor == block.factor])
-
-
-def _aligned(frame: pd.DataFrame, design: PartitionedDesign) -> pd.DataFrame:
-    """Categorical columns recoded to the fit's categories (those with rows, in order)."""
-    out = {}
-    for c in design.frame.columns:
-        dtype = design.frame[c].dtype
-        if isinstance(dtype, pd.CategoricalDtype) and frame[c].dtype != dtype:
-            out[c] = frame[c].cat.set_categories(dtype.categories)
-    return frame.assign(**out) if out else frame
 
 
 def linear_predictor(frame: pd.DataFrame, design: PartitionedDesign, beta: np.ndarray,
                      effects: list[np.ndarray]) -> np.ndarray:
     """X β + Z b for a partition's clean rows (``effects``: b per block, (levels, q))."""
     keep = [i for i, name in enumerate(design.fixed_spec.names) if name in design.xnames]
-    frame = _aligned(frame, design)
-    eta = _matrix(design.fixed_spec, frame)[:, keep] @ beta
+    frame = aligned(frame, design)
+    eta = piece_rows(design.fixed_spec, frame)[:, keep] @ beta
     for b, eff in zip(design.blocks, effects, strict=True):
-        codes = _codes(design, b, frame[b.factor])
-        eta += np.einsum("ij,ij->i", _covariates(design, b, frame), eff[codes])
+        codes = group_codes(design, b, frame[b.factor])
+        eta += np.einsum("ij,ij->i", block_covariates(design, b, frame), eff[codes])
     return eta
 
 
 def partition_products(part: pd.DataFrame, rule: CleanRule, design: PartitionedDesign) -> dict:
     """Cross-products of one partition (``None`` when it has no complete rows)."""
-    frame, y, _ = clean_partition(part, rule)
-    n = len(y)
-    if n == 0:
-        return None
-    frame = _aligned(frame, design)
-    X = _matrix(design.fixed_spec, frame)
-    Xy = np.column_stack([X, y])
-    blocks = [Block(b.factor, b.levels, _codes(design, b, frame[b.factor]),
-                    _covariates(design, b, frame), b.template, b.colnames)
-              for b in design.blocks]
-    b_k = np.linalg.lstsq(X, y, rcond=None)[0]
-    r = y - X @ b_k
-    XtX = X.T @ X
-    out = {"n": n, "XtXy": Xy.T @ Xy, "local": [(b_k, float(r @ r), XtX)],
-           "R": scipy.linalg.qr(X, mode="r", check_finite=False)[0][: X.shape[1]],
-           "ymean": float(y.mean()), "yM2": float(((y - y.mean()) ** 2).sum())}
-    b0 = blocks[0]
-    Z0 = z_matrix(b0)
-    out["ZtZ0"] = np.stack([np.stack([np.bincount(b0.codes, b0.Z[:, a] * b0.Z[:, c],
-                                                  minlength=b0.nlevels)
-                                      for c in range(b0.q)], axis=1)
-                            for a in range(b0.q)], axis=1)
-    out["Z0tXy"] = np.asarray(Z0.T @ Xy)
-    if len(blocks) > 1:
-        ZR = sp.hstack([z_matrix(b) for b in blocks[1:]]).tocsr()
-        out["ZRtXy"] = np.asarray(ZR.T @ Xy)
-        out["M"] = (Z0.T @ ZR).tocsr()
-        out["ZRtZR"] = (ZR.T @ ZR).tocsr()
-    return out
-
-
-def combine_products(*parts: dict | None) -> dict | None:
-    """Sum partitions' cross-products (an associative reduction; ``None`` is empty)."""
-    parts = [p for p in parts if p is not None]
-    if not parts:
-        return None
-    out = dict(parts[0])
-    for p in parts[1:]:
-        n_a, n_b = out["n"], p["n"]
-        delta = p["ymean"] - out["ymean"]
-        out["yM2"] = out["yM2"] + p["yM2"] + delta**2 * n_a * n_b / (n_a + n_b)
-        out["ymean"] = out["ymean"] + delta * n_b / (n_a + n_b)
-        out["n"] = n_a + n_b
-        out["local"] = out["local"] + p["local"]
-        R = scipy.linalg.qr(np.vstack([out["R"], p["R"]]), mode="r", check_finite=False)[0]
-        out["R"] = R[: R.shape[1]]
-        for key in ("XtXy", "ZtZ0", "Z0tXy", "ZRtXy", "M", "ZRtZR"):
-            if key in out:
-                out[key] = out[key] + p[key]
-    return out
+    rows = partition_rows(part, rule, design)
+    return products(rows) if rows.n else None
 
 
 def sum_products(ddf: Any, rule: CleanRule, design: PartitionedDesign, progress: bool = False,
@@ -233,8 +138,9 @@ class PartitionedPLS(PLS):
             out[:, -1] -= out[:, :-1] @ b
             return out
 
-        self.ZtZ0 = sums["ZtZ0"]
-        self.ZtXy0 = centred(sums["Z0tXy"]).reshape(self.k0, self.q0, self.p + 1)
+        m = keep.size + 1
+        self.ZtZ0, Z0tXy = assemble_levels(sums["ZtZ0"], sums["Z0tXy"], self.k0, self.q0, m)
+        self.ZtXy0 = centred(Z0tXy).reshape(self.k0, self.q0, self.p + 1)
         self._zrtzr = self._zrtzr_diag = self._base_coupling = None
         if self.rest:
             M = sums["M"].tocsr()
@@ -246,7 +152,9 @@ class PartitionedPLS(PLS):
                 self._zrtzr_diag = np.asarray(ZRtZR.diagonal(), dtype=float)
             else:
                 self._zrtzr = ZRtZR.toarray()
-            self.ZRtXy = centred(sums["ZRtXy"])
+            self.ZRtXy = centred(np.vstack([assemble_levels(None, v, b.nlevels, b.q, m)[1]
+                                            for b, v in zip(self.rest, sums["ZRtXy"],
+                                                            strict=True)]))
 
     @property
     def zrtzr(self) -> np.ndarray:

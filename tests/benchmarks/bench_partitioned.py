@@ -14,6 +14,11 @@ each stage and its peak resident memory (``ru_maxrss``).  The sizes default to
 2·10⁷ rows in 40 partitions and 5·10⁵ groups; ``--rows 2e6`` is a quicker run.
 ``--compare`` also fits the same rows in memory with ``lmmlib.lmer`` (in the
 child, after the partitioned fit) and prints the differences.
+
+After the fit, ``--rounds`` rounds (default 5) alternate a plain pass that
+reads the formula's four columns and sums them, the fit's levels pass and its
+cross-product pass, so that all three see the same load on a shared machine;
+the medians are stored, per pass and per row, beside every round's times.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -52,30 +58,97 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def fit(folder: Path, compare: bool) -> dict:
-    """Fit the dataset in ``folder`` (run in the child process)."""
+COLUMNS = ["y", "x", "z", "g"]  # the formula's columns: what any pass must read
+FORMULA = "y ~ x + z + (1 | g)"
+
+
+def read_pass(folder: Path) -> float:
+    """Seconds of one plain pass that reads the formula's columns and sums them."""
+    import dask.dataframe as dd
+
+    t0 = time.perf_counter()
+    dd.read_parquet(str(folder), columns=COLUMNS).sum().compute()
+    return time.perf_counter() - t0
+
+
+def stage_passes(folder: Path) -> tuple:
+    """The two passes of the fit, run separately: a function per stage, timed by the caller."""
+    import dask.dataframe as dd
+
+    from lmmlib.engine.partitioned import (
+        make_rule,
+        parse_for_partitions,
+        scan_levels,
+        template_design,
+    )
+    from lmmlib.engine.partsums import sum_products
+
+    ddf = dd.read_parquet(str(folder))
+    parsed = parse_for_partitions(FORMULA, ddf.columns)
+    rule = make_rule(parsed, ddf.columns, "omit")
+    state = {}
+
+    def levels() -> None:
+        state["summary"] = scan_levels(ddf, rule)
+
+    def products() -> None:
+        if "design" not in state:
+            state["design"] = template_design(parsed, state["summary"], rule, ddf.npartitions)
+        sum_products(ddf, rule, state["design"])
+
+    return levels, products
+
+
+def timed(stage: Any) -> float:
+    t0 = time.perf_counter()
+    stage()
+    return time.perf_counter() - t0
+
+
+def fit(folder: Path, compare: bool, rounds: int) -> dict:
+    """Fit the dataset in ``folder`` (run in the child process).
+
+    One read pass warms the file cache; the fit is timed whole (its peak memory
+    is the process's after it); then ``rounds`` rounds alternate a read pass,
+    the levels pass and the cross-product pass, so that all see the same load.
+    """
     import dask.dataframe as dd
 
     import lmmlib
     from lmmlib.models.partitioned import lmer_partitioned
 
-    t_read = time.perf_counter()
-    dd.read_parquet(str(folder))[["y", "x", "z"]].sum().compute()  # one plain read pass
-    read_seconds = time.perf_counter() - t_read
+    first_read = read_pass(folder)
     base = peak_rss_mb()
     t0 = time.perf_counter()
     ddf = dd.read_parquet(str(folder))
-    m = lmer_partitioned("y ~ x + z + (1 | g)", ddf)
+    m = lmer_partitioned(FORMULA, ddf)
     seconds = time.perf_counter() - t0
+    peak = peak_rss_mb()
+    levels, products = stage_passes(folder)
+    reads, scans, sums = [], [], []
+    for _ in range(rounds):
+        reads.append(read_pass(folder))
+        scans.append(timed(levels))
+        sums.append(timed(products))
+    ns = 1e9 / m.nobs
     out = {"rows": m.nobs, "partitions": ddf.npartitions, "groups": int(m.ngroups.iloc[0]),
-           "seconds": round(seconds, 2), "read_pass_seconds": round(read_seconds, 2),
-           "peak_rss_mb": round(peak_rss_mb(), 1),
+           "seconds": round(seconds, 2), "read_pass_seconds": round(float(np.median(reads)), 2),
+           "read_columns": COLUMNS, "first_read_pass_seconds": round(first_read, 2),
+           "rounds": {"read": [round(t, 3) for t in reads],
+                      "levels": [round(t, 3) for t in scans],
+                      "products": [round(t, 3) for t in sums]},
+           "levels_pass_seconds": round(float(np.median(scans)), 2),
+           "products_pass_seconds": round(float(np.median(sums)), 2),
+           "read_ns_per_row": round(float(np.median(reads)) * ns, 1),
+           "levels_ns_per_row": round(float(np.median(scans)) * ns, 1),
+           "products_ns_per_row": round(float(np.median(sums)) * ns, 1),
+           "peak_rss_mb": round(peak, 1),
            "rss_before_mb": round(base, 1), "evaluations": m.optinfo["feval"],
            "objective": m.objective, "fixef": m.fixef.round(5).tolist(),
            "sd": m.varcorr["sdcor"].round(5).tolist()}
     if compare:
         t1 = time.perf_counter()
-        m0 = lmmlib.lmer("y ~ x + z + (1 | g)", ddf.compute())
+        m0 = lmmlib.lmer(FORMULA, ddf.compute())
         out["in_memory_seconds"] = round(time.perf_counter() - t1, 2)
         out["in_memory_peak_rss_mb"] = round(peak_rss_mb(), 1)
         out["objective_rel_diff"] = abs(m.objective - m0.objective) / abs(m0.objective)
@@ -90,28 +163,38 @@ def main() -> None:
     parser.add_argument("--partitions", type=int, default=40)
     parser.add_argument("--groups", type=float, default=5e5)
     parser.add_argument("--compare", action="store_true", help="also fit in memory")
+    parser.add_argument("--rounds", type=int, default=5,
+                        help="rounds of read pass, levels pass and cross-product pass")
+    parser.add_argument("--data", type=Path, help="a folder to write the parquet files to "
+                        "and keep (reused when it holds them) instead of a temporary one")
     parser.add_argument("--fit", type=Path, help=argparse.SUPPRESS)  # the child's mode
     parser.add_argument("--out", type=Path, default=Path(__file__).with_name(
         "partitioned_results.json"), help="where to store the result (JSON)")
     args = parser.parse_args()
     if args.fit is not None:
-        print(json.dumps(fit(args.fit, args.compare)))
+        print(json.dumps(fit(args.fit, args.compare, args.rounds)))
         return
+    import os
+
+    load_before = round(os.getloadavg()[0], 2)
     with tempfile.TemporaryDirectory(prefix="lmmlib-bench-") as tmp:
-        folder = Path(tmp)
-        t0 = time.perf_counter()
-        write_dataset(folder, int(args.rows), args.partitions, int(args.groups))
-        size = sum(p.stat().st_size for p in folder.iterdir()) / 2**20
-        print(f"wrote {int(args.rows):,} rows in {args.partitions} files ({size:.0f} MB parquet, "
-              f"{args.rows * 32 / 2**20:.0f} MB as float64 columns) in "
-              f"{time.perf_counter() - t0:.1f} s")
-        cmd = [sys.executable, __file__, "--fit", str(folder)] + ["--compare"] * args.compare
+        folder = Path(tmp) if args.data is None else args.data
+        if not any(folder.glob("*.parquet")):
+            folder.mkdir(parents=True, exist_ok=True)
+            t0 = time.perf_counter()
+            write_dataset(folder, int(args.rows), args.partitions, int(args.groups))
+            size = sum(p.stat().st_size for p in folder.iterdir()) / 2**20
+            print(f"wrote {int(args.rows):,} rows in {args.partitions} files ({size:.0f} MB "
+                  f"parquet, {args.rows * 32 / 2**20:.0f} MB as float64 columns) in "
+                  f"{time.perf_counter() - t0:.1f} s")
+        cmd = ([sys.executable, __file__, "--fit", str(folder), "--rounds", str(args.rounds)]
+               + ["--compare"] * args.compare)
         child = subprocess.run(cmd, capture_output=True, text=True, check=True)
     result = json.loads(child.stdout.strip().splitlines()[-1])
-    import os
     import platform
 
     result.update({"date": time.strftime("%Y-%m-%d"), "cpus": os.cpu_count(),
+                   "load_before": load_before,
                    "machine": platform.processor() or platform.machine(),
                    "load_after": round(os.getloadavg()[0], 2)})
     args.out.write_text(json.dumps(result, indent=2) + "\n")
