@@ -76,6 +76,7 @@ reference: $(STAMP) data
 	Rscript $(REF)/lme4_formulas.R $(REF)/fixtures/formulas
 	Rscript $(REF)/lmertest_parity.R $(REFIN) $(REF)/fixtures/lmertest_parity
 	Rscript $(REF)/book_exercises.R $(REFIN) $(REF)/fixtures/book
+	Rscript $(REF)/book_pig_slope.R $(REFIN) $(REF)/fixtures/book
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check lmmlib tests
