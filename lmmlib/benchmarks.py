@@ -13,11 +13,15 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from .errors import LmmlibError
 
-__all__ = ["StoredResults", "markdown_tables", "results_folder", "stored_results"]
+__all__ = ["PEER_TOOLS", "StoredResults", "markdown_tables", "peer_table", "results_folder",
+           "stored_results"]
+
+PEER_TOOLS = ("lmmlib", "mixedlm", "mixedlm-rs", "lme-python", "interlace", "statsmodels")
 
 _PIPE = "\u2223"  # stands in for an escaped "\|" while a table row is split
 
@@ -56,6 +60,7 @@ class StoredResults:
     small_machine: dict[str, str]
     inference: list[pd.DataFrame]
     partitioned: dict | None = None  # bench_partitioned.py's result, if it was run
+    peers: dict | None = None  # bench_peers.py's result, if it was run
 
 
 def stored_results(folder: str | Path | None = None) -> StoredResults:
@@ -85,5 +90,48 @@ def stored_results(folder: str | Path | None = None) -> StoredResults:
                           "run `make bench` to create them") from exc
     part = folder / "partitioned_results.json"
     partitioned = json.loads(part.read_text()) if part.exists() else None
+    peers_file = folder / "peers_results.json"
+    peers = json.loads(peers_file.read_text()) if peers_file.exists() else None
     return StoredResults(scale, markdown_tables(small), _machine(small),
-                         markdown_tables(inference), partitioned)
+                         markdown_tables(inference), partitioned, peers)
+
+
+def _peer_cell(r: dict) -> str:
+    if r.get("median") is None:
+        return "–"
+    seconds = r["median"]
+    text = f"{1e3 * seconds:.1f} ms" if seconds < 1 else f"{seconds:.2f} s"
+    return text + (" ✗" if r.get("correct") is False else "")
+
+
+def peer_table(peers: dict) -> pd.DataFrame:
+    """The peer benchmark as a table: one row per model, median time per tool.
+
+    ``✗`` marks a tool that stopped at a worse optimum, ``–`` one that could
+    not fit the model; the last columns name the fastest correct peer and
+    lmmlib's time over its time.
+
+    Parameters
+    ----------
+    peers : dict
+        ``StoredResults.peers`` (bench_peers.py's result).
+
+    Returns
+    -------
+    DataFrame
+
+    Examples
+    --------
+    >>> run = {"models": {"pig": {"label": "pig", "lmmlib": {"median": 0.002},
+    ...        "mixedlm": {"median": 0.004, "correct": True},
+    ...        "fastest_peer": {"tool": "mixedlm", "ratio": 0.5}}}}
+    >>> peer_table(run).loc["pig", ["lmmlib", "mixedlm", "lmmlib / fastest"]].tolist()
+    ['2.0 ms', '4.0 ms', 0.5]
+    """
+    rows = {}
+    for res in peers["models"].values():
+        best = res.get("fastest_peer", {})
+        rows[res["label"]] = {**{t: _peer_cell(res.get(t, {})) for t in PEER_TOOLS},
+                              "fastest correct peer": best.get("tool", "–"),
+                              "lmmlib / fastest": best.get("ratio", np.nan)}
+    return pd.DataFrame(rows).T

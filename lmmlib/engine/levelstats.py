@@ -77,9 +77,13 @@ class LevelStats:
                 summed[:, j] = np.bincount(inverse, flat[:, j], minlength=len(patterns))
             counts = np.bincount(inverse, minlength=len(patterns)).astype(float)
             M, Q = patterns, summed.reshape(len(patterns), *Q.shape[1:])
-        self._M = np.ascontiguousarray(M.T)  # (columns, levels or patterns)
+        # (1, M_i's columns) by level: the closed forms are linear in these rows
+        self._M = np.vstack([np.ones(M.shape[0]), M.T])
         self._counts = counts
-        self._Q = np.ascontiguousarray(Q.reshape(Q.shape[0], -1))
+        # θ-free products, weight-major: row (w·levels + i) holds level i's products
+        # for weight w, so one matrix-vector product applies all weights
+        self._Q = np.ascontiguousarray(
+            (Q[:, None, :] if q == 1 else Q).transpose(1, 0, 2).reshape(-1, Q.shape[-1]))
 
     @staticmethod
     def _patterns(M: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
@@ -130,21 +134,21 @@ class LevelStats:
         """
         if self.q == 1:
             a2 = lam[0, 0] ** 2
-            det = a2 * self._M[0] + 1.0
+            det = a2 * self._M[1] + 1.0
             weights = a2 / det
         else:
             a, b, c = lam[0, 0], lam[1, 0], lam[1, 1]
-            m11, m12, m22, detm = self._M
             ac2 = (a * c) ** 2
-            det = 1.0 + a * a * m11 + 2.0 * a * b * m12 + (b * b + c * c) * m22 + ac2 * detm
-            weights = np.empty((det.size, 3))
-            weights[:, 0] = a * a + ac2 * m22
-            weights[:, 1] = a * b - ac2 * m12
-            weights[:, 2] = b * b + c * c + ac2 * m11
-            weights /= det[:, None]
+            # rows (1, m11, m12, m22, det M): det A_i and the adjugate-based weights
+            # a²(1 + c²m22), ab − a²c²m12, b² + c² + a²c²m11 of G_i = Λ A_i⁻¹ Λᵀ
+            det = np.array([1.0, a * a, 2.0 * a * b, b * b + c * c, ac2]) @ self._M
+            weights = np.array([[a * a, 0.0, 0.0, ac2, 0.0],
+                                [a * b, 0.0, -ac2, 0.0, 0.0],
+                                [b * b + c * c, ac2, 0.0, 0.0, 0.0]]) @ self._M
+            weights /= det
         logs = np.log(det)
         logdet = float(logs.sum() if self._counts is None else logs @ self._counts)
-        packed = weights.ravel() @ self._Q.reshape(weights.size, -1)
+        packed = weights.ravel() @ self._Q
         C = np.empty((self.p1, self.p1))
         C[self._rows, self._cols] = packed
         C[self._cols, self._rows] = packed

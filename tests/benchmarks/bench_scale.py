@@ -22,10 +22,8 @@ fitted model):
 
 Threads: BLAS is limited to one thread for every tool (threadpoolctl), as in
 bench_fit.py, and ``RAYON_NUM_THREADS=1`` for mixedlm's Rust backend unless
-already set.  lmmlib itself raises the limit to all cores for a dense
-factorisation of more than ``lmmlib.engine.pls.DENSE_THREADS_MIN`` random effects
-(InstEval's 1,128 lecturers); InstEval is therefore also timed with that
-switched off ("lmmlib, one thread").  R uses the BLAS it was built with.
+already set; lmmlib itself never raises the count.  R uses the BLAS it was
+built with.
 
 Writes tests/benchmarks/scale_results.json and book/_static/performance/scaling.png.
 """
@@ -47,8 +45,6 @@ import sys
 import tempfile
 import time
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from importlib.metadata import version
 from pathlib import Path
 
@@ -134,19 +130,6 @@ def fit(tool: str, formula: str, df: pd.DataFrame) -> tuple[float, float, int]:
     return time.perf_counter() - t0, float(objective), int(evals)
 
 
-@contextmanager
-def one_thread_lmmlib() -> Iterator[None]:
-    """lmmlib with its multi-threaded dense factorisation switched off."""
-    from lmmlib.engine import pls
-
-    saved = getattr(pls, "DENSE_THREADS_MIN", None)
-    pls.DENSE_THREADS_MIN = sys.maxsize
-    try:
-        yield
-    finally:
-        pls.DENSE_THREADS_MIN = saved
-
-
 def summarise(times: list[float], objective: float, evals: int, **extra) -> dict:
     return {"status": "ok", "times": times, "median": statistics.median(times),
             "min": min(times), "objective": objective, "evals": evals, **extra}
@@ -160,11 +143,7 @@ def interleaved(tools: list[str], formula: str, df: pd.DataFrame, reps: int) -> 
     with threadpool_limits(limits=1, user_api="blas"):
         for r in range(reps + 1):
             for t in tools:
-                if t == "lmmlib_one_thread":
-                    with one_thread_lmmlib():
-                        seconds, obj, evals = fit(t, formula, df)
-                else:
-                    seconds, obj, evals = fit(t, formula, df)
+                seconds, obj, evals = fit(t, formula, df)
                 if r:
                     out[t]["times"].append(seconds)
                 out[t].update(objective=obj, evals=evals)
@@ -318,7 +297,7 @@ def coupled_pairs(df: pd.DataFrame) -> float:
 def section_insteval(args: argparse.Namespace) -> dict:
     df = insteval()
     load = os.getloadavg()[0]
-    tools = ["lmmlib", "lmmlib_one_thread", "mixedlm"]
+    tools = ["lmmlib", "mixedlm"]
     res = interleaved(tools, INSTEVAL, df, args.reps)
     log(f"InstEval: {({t: round(res[t]['median'], 3) for t in tools})}")
     res["lme4"] = lme4_insteval(df, args.r_reps, args.r_timeout)
@@ -329,7 +308,6 @@ def section_insteval(args: argparse.Namespace) -> dict:
                ngroups={"s": int(df["s"].nunique()), "d": int(df["d"].nunique())},
                lecturer_pairs_coupled=coupled_pairs(df),
                ratio_mixedlm=mix["median"] / lmm["median"],
-               ratio_mixedlm_one_thread=mix["median"] / res["lmmlib_one_thread"]["median"],
                rel_diff_mixedlm=abs(lmm["objective"] - mix["objective"]) / mix["objective"],
                target_half_of_mixedlm=lmm["median"] <= 0.5 * mix["median"],
                load=[load, os.getloadavg()[0]])
