@@ -107,7 +107,14 @@ def glue_data(nb: nbformat.NotebookNode) -> dict[str, Any]:
         Glue key to its output (a dict with ``data``, a mapping of MIME type to
         content).
     """
-    return dict(extract_glue_data(nb, [0] * len(nb.cells), _logger))
+    return dict(extract_glue_data(nb, [0] * len(nb.cells), _GlueLogger()))  # type: ignore[arg-type]
+
+
+class _GlueLogger:
+    """What myst-nb's glue extraction logs (a duplicate key) goes to Sphinx's log."""
+
+    def warning(self, msg: str, **_: Any) -> None:
+        _logger.warning(msg)
 
 
 def _options(body: str) -> tuple[dict[str, str], str]:
