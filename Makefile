@@ -77,6 +77,8 @@ reference: $(STAMP) data
 	Rscript $(REF)/lmertest_parity.R $(REFIN) $(REF)/fixtures/lmertest_parity
 	Rscript $(REF)/book_exercises.R $(REFIN) $(REF)/fixtures/book
 	Rscript $(REF)/book_pig_slope.R $(REFIN) $(REF)/fixtures/book
+	Rscript $(REF)/book_soybean_date.R $(REFIN) $(REF)/fixtures/book
+	Rscript $(REF)/book_nepal_centring.R $(REFIN) $(REF)/fixtures/book
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check lmmlib tests
