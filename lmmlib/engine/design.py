@@ -170,8 +170,14 @@ DENSE_RANK_MAX = 5000
 
 def _check_scales(columns: dict[str, np.ndarray]) -> None:
     """Warn, as lme4 does, when continuous predictors have very different scales."""
-    sds = {n: float(np.std(v, ddof=1)) for n, v in columns.items()
-           if v.size > 1 and not np.all((v == 0.0) | (v == 1.0)) and np.ptp(v) > 0}
+    sds = {}
+    for name, v in columns.items():
+        if v.size < 2:
+            continue
+        low, high = float(v.min()), float(v.max())
+        if high == low or (low == 0.0 and high == 1.0 and np.all((v == 0.0) | (v == 1.0))):
+            continue  # constant, or a 0/1 indicator (lme4 skips both)
+        sds[name] = float(np.std(v, ddof=1))
     if not sds:
         return
     logs = np.log(np.array(list(sds.values())))

@@ -96,10 +96,12 @@ class LinearMixedModel(LinearMixedFit, RandomEffectsMixin, InformationCriteria, 
         least-squares residual of y on [X Z].
         """
         y = self.design.y - self.pls.offset
-        w = np.ones_like(y) if self.design.weights is None else self.design.weights
-        spread = float(np.sqrt(np.average((y - np.average(y, weights=w)) ** 2, weights=w)))
+        w = self.design.weights
+        spread = float(np.std(y) if w is None else
+                       np.sqrt(np.average((y - np.average(y, weights=w)) ** 2, weights=w)))
         if self.sigma > SUSPECT_SIGMA * spread:
             return
+        w = np.ones_like(y) if w is None else w
         free = self.pls.solve(self.design.theta0() * FREE_SCALE)
         if free.r2 > EXACT_FIT_TOL * float(np.sum(w * (y - np.average(y, weights=w)) ** 2)):
             return
