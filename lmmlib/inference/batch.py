@@ -74,15 +74,22 @@ class _Problem:
         w = t2[None, :] / L2
         S = self.xtx[None] - np.einsum("kb,ki,kj->bij", w, self.ztx, self.ztx)
         rx = self.xty.T - np.einsum("kb,ki,kb->bi", w, self.ztx, self.zty)
-        chol = np.linalg.cholesky(S)
-        f = np.linalg.solve(chol, rx[..., None])[..., 0]
+        if self.p == 1:  # scalar factors: no batched LAPACK calls (their overhead dominates)
+            chol = np.sqrt(S)
+            f = rx / chol[:, :, 0]
+        else:
+            chol = np.linalg.cholesky(S)
+            f = np.linalg.solve(chol, rx[..., None])[..., 0]
         r2 = self.yty - np.einsum("kb,kb->b", w, self.zty**2) - np.einsum("bi,bi->b", f, f)
         logdet = np.log(L2).sum(axis=0)
         nu = self.n - self.p if self.reml else self.n
         crit = logdet + nu * (1.0 + LOG2PI + np.log(np.maximum(r2, 1e-300) / nu))
         if self.reml:
             crit = crit + 2.0 * np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(axis=1)
-        beta = np.linalg.solve(np.swapaxes(chol, 1, 2), f[..., None])[..., 0]
+        if self.p == 1:
+            beta = f / chol[:, :, 0]
+        else:
+            beta = np.linalg.solve(np.swapaxes(chol, 1, 2), f[..., None])[..., 0]
         return crit, beta, r2
 
 
