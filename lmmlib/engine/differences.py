@@ -68,20 +68,32 @@ def hessian(f: Callable[[np.ndarray], float], x: np.ndarray,
     -------
     ndarray of shape (n, n)
         Second derivatives: ``(f(x+h_i) − 2f(x) + f(x−h_i))/h_i²`` on the
-        diagonal, the four-point formula off it.
+        diagonal; off it the symmetric formula
+        ``(f(x+h_i+h_j) − f(x+h_i) − f(x+h_j) + 2f(x) − f(x−h_i) − f(x−h_j)
+        + f(x−h_i−h_j)) / (2 h_i h_j)``, which reuses the diagonal's
+        evaluations: 1 + 2n + n(n−1) evaluations in all, second-order
+        accurate as the four-point formula (which needs 2n(n−1)).
+
+    Examples
+    --------
+    >>> H = hessian(lambda v: v[0] ** 2 * v[1] + 3 * v[1] ** 2, np.array([1.0, 2.0]))
+    >>> np.round(H, 6).tolist()
+    [[4.0, 2.0], [2.0, 6.0]]
     """
     x = np.asarray(x, dtype=float)
     n = x.size
     h = np.broadcast_to(np.asarray(step, dtype=float), (n,))
     E = np.diag(h)
     f0 = f(x)
+    plus = np.array([f(x + E[i]) for i in range(n)])
+    minus = np.array([f(x - E[i]) for i in range(n)])
     H = np.empty((n, n))
     for i in range(n):
-        H[i, i] = (f(x + E[i]) - 2.0 * f0 + f(x - E[i])) / h[i] ** 2
+        H[i, i] = (plus[i] - 2.0 * f0 + minus[i]) / h[i] ** 2
         for j in range(i):
-            d = (f(x + E[i] + E[j]) - f(x + E[i] - E[j]) - f(x - E[i] + E[j])
+            d = (f(x + E[i] + E[j]) - plus[i] - plus[j] + 2.0 * f0 - minus[i] - minus[j]
                  + f(x - E[i] - E[j]))
-            H[i, j] = H[j, i] = d / (4.0 * h[i] * h[j])
+            H[i, j] = H[j, i] = d / (2.0 * h[i] * h[j])
     return H
 
 
