@@ -14,6 +14,12 @@ more than 1e-6 relative (the benchmark exits with status 1 otherwise).
 Threads: one BLAS thread for lmmlib (threadpoolctl; lmmlib never raises it);
 R uses the BLAS it was built with.
 
+A second section times two small course GLMMs, ``cbpp`` (binomial,
+``cbind(incidence, size - incidence) ~ period + (1 | herd)``) and ``grouseticks``
+(Poisson, ``TICKS ~ YEAR + HEIGHT + (1 | BROOD) + (1 | LOCATION)``), on the data
+of the lme4 fixtures: per round the median of five fits of each tool (lme4's
+inside one ``Rscript``), rounds alternating.
+
 Writes tests/benchmarks/glmm_results.md.
 """
 
@@ -50,6 +56,91 @@ cat(toJSON(list(seconds = secs[["elapsed"]], objective = -2 * as.numeric(logLik(
                 lme4 = as.character(packageVersion("lme4")), R = R.version.string),
            digits = NA, auto_unbox = TRUE))
 """
+
+
+COURSE = {
+    "cbpp": ("cbind(incidence, size - incidence) ~ period + (1 | herd)", "binomial"),
+    "grouseticks": ("TICKS ~ YEAR + HEIGHT + (1 | BROOD) + (1 | LOCATION)", "poisson"),
+}
+R_COURSE = r"""
+suppressMessages(library(lme4)); library(jsonlite)
+a <- commandArgs(TRUE)
+d <- read.csv(a[1], colClasses = "character")
+for (v in strsplit(a[4], ",")[[1]]) d[[v]] <- factor(d[[v]])
+for (v in setdiff(names(d), strsplit(a[4], ",")[[1]])) d[[v]] <- as.numeric(d[[v]])
+f <- as.formula(a[2]); fam <- get(a[3])
+m <- glmer(f, data = d, family = fam)
+secs <- vapply(1:5, function(i) system.time(m <<- glmer(f, data = d, family = fam))[["elapsed"]], 0)
+cat(toJSON(list(seconds = median(secs), objective = -2 * as.numeric(logLik(m))),
+           digits = NA, auto_unbox = TRUE))
+"""
+
+
+def course_data(name: str) -> tuple[pd.DataFrame, list[str]]:
+    """The data of an lme4 glmer fixture, factors as strings."""
+    fx = json.loads((HERE.parent / "reference" / "fixtures" / "glmer" / f"{name}.json")
+                    .read_text())
+    data = pd.DataFrame(fx["data"])
+    for c in fx["factors"]:
+        data[c] = data[c].astype(str)
+    return data, list(fx["factors"])
+
+
+def course_section(rounds: int) -> list[dict]:
+    """Median-of-five fit times of lmmlib and lme4 on the course GLMMs, alternating."""
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        script = Path(tmp) / "course.R"
+        script.write_text(R_COURSE)
+        for name, (formula, family) in COURSE.items():
+            data, factors = course_data(name)
+            csv = Path(tmp) / f"{name}.csv"
+            data.to_csv(csv, index=False)
+            lm_times, r_times, lm_obj, r_obj = [], [], None, None
+            for _ in range(rounds):
+                with threadpool_limits(1), warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    lmmlib.glmer(formula, data, family)
+                    times = []
+                    for _ in range(5):
+                        t = time.perf_counter()
+                        m = lmmlib.glmer(formula, data, family)
+                        times.append(time.perf_counter() - t)
+                lm_times.append(statistics.median(times))
+                lm_obj = -2.0 * float(m.loglik)
+                try:
+                    res = subprocess.run(["Rscript", str(script), str(csv), formula, family,
+                                          ",".join(factors)], text=True, capture_output=True,
+                                         check=True, timeout=600)
+                    out = json.loads(res.stdout.strip().splitlines()[-1])
+                    r_times.append(out["seconds"])
+                    r_obj = out["objective"]
+                except (FileNotFoundError, subprocess.CalledProcessError,
+                        subprocess.TimeoutExpired) as exc:
+                    print(f"lme4 not run: {exc}", file=sys.stderr)
+            row = {"model": name, "formula": formula, "lmmlib": statistics.median(lm_times),
+                   "lmmlib_rounds": lm_times, "lmmlib_objective": lm_obj,
+                   "lme4": statistics.median(r_times) if r_times else None,
+                   "lme4_rounds": r_times, "lme4_objective": r_obj}
+            print(row)
+            rows.append(row)
+    return rows
+
+
+def course_markdown(rows: list[dict]) -> str:
+    lines = ["", "## Course GLMMs", "",
+             "Median of five fits per round and tool, median over the rounds (lme4 timed "
+             "inside R, 1 ms resolution).", "",
+             "| model | lmmlib s | lme4 s | lme4 / lmmlib | −2 log L lmmlib | −2 log L lme4 |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        r4 = r["lme4"]
+        ratio = f"{r4 / r['lmmlib']:.2f}" if r4 else "n/a"
+        r4_text = f"{r4:.3f}" if r4 else "n/a"
+        r4_obj = f"{r['lme4_objective']:.6f}" if r["lme4_objective"] is not None else "n/a"
+        lines.append(f"| {r['model']} `{r['formula']}` | {r['lmmlib']:.3f} | {r4_text} | "
+                     f"{ratio} | {r['lmmlib_objective']:.6f} | {r4_obj} |")
+    return "\n".join(lines) + "\n"
 
 
 def crossed_counts(n: int, ka: int, kb: int, seed: int = SEED) -> pd.DataFrame:
@@ -142,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
                      else ""))
             if r4 and lm["objective"] > r4["objective"] * (1 + 1e-6):
                 ok = False
-    text = markdown(rows, n, ka, kb, rounds)
+    text = markdown(rows, n, ka, kb, rounds) + course_markdown(course_section(rounds))
     (out_dir / "glmm_results.md").write_text(text)
     print(f"wrote {out_dir / 'glmm_results.md'}")
     if not ok:
