@@ -79,6 +79,7 @@ reference: $(STAMP) data
 	Rscript $(REF)/book_pig_slope.R $(REFIN) $(REF)/fixtures/book
 	Rscript $(REF)/book_soybean_date.R $(REFIN) $(REF)/fixtures/book
 	Rscript $(REF)/book_nepal_centring.R $(REFIN) $(REF)/fixtures/book
+	Rscript $(REF)/book_pages.R $(REFIN) $(REF)/fixtures/pages
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check lmmlib tests
