@@ -184,7 +184,8 @@ def run_child(args: list[str], env: dict | None = None, timeout: float = 600) ->
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     lines = [x for x in res.stdout.splitlines() if x.startswith("{")]
     if res.returncode or not lines:
-        return {"status": f"failed: {res.stderr.strip()[-300:]}"}
+        first = next(iter(res.stderr.strip().splitlines()), f"exit code {res.returncode}")
+        return {"status": f"failed: {first[:160]}"}
     return {"status": "ok", **json.loads(lines[-1])}
 
 
@@ -311,7 +312,8 @@ def markdown(results: dict) -> str:
     for res in results["models"].values():
         best = res.get("fastest_peer")
         ratio = f"{best['ratio']:.2f}" if best else "n/a"
-        lines.append(f"| {res['label']} | " + " | ".join(_cell(res.get(t, {})) for t in tools)
+        label = res["label"].replace("|", "\\|")  # a pipe inside a table cell
+        lines.append(f"| {label} | " + " | ".join(_cell(res.get(t, {})) for t in tools)
                      + f" | {best['tool'] if best else 'n/a'} | {ratio} |")
     mil = results.get("million")
     if mil:
