@@ -127,13 +127,8 @@ def test_myst_markup_becomes_jupyter_markdown():
 
 
 @pytest.mark.parametrize("name", CHAPTERS)
-def test_notebook_reruns_in_an_empty_folder(name, tmp_path, monkeypatch, request):
+def test_notebook_reruns_in_an_empty_folder(name, tmp_path, monkeypatch):
     nb = copy.deepcopy(notebook(name))
-    if any(f"{name}.md" in c.source for c in nb.cells if c.cell_type == "code"):
-        # a page that reads its own markdown source cannot run away from the book
-        request.applymarker(pytest.mark.xfail(
-            strict=True, raises=nbclient.exceptions.CellExecutionError,
-            reason=f"{name} reads {name}.md, which is not beside its notebook"))
     monkeypatch.chdir(tmp_path)
     client = nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
                                      resources={"metadata": {"path": str(tmp_path)}})
