@@ -138,7 +138,8 @@ def course_markdown(rows: list[dict]) -> str:
         ratio = f"{r4 / r['lmmlib']:.2f}" if r4 else "n/a"
         r4_text = f"{r4:.3f}" if r4 else "n/a"
         r4_obj = f"{r['lme4_objective']:.6f}" if r["lme4_objective"] is not None else "n/a"
-        lines.append(f"| {r['model']} `{r['formula']}` | {r['lmmlib']:.3f} | {r4_text} | "
+        formula = r["formula"].replace("|", "\\|")  # a pipe inside a table cell
+        lines.append(f"| {r['model']} `{formula}` | {r['lmmlib']:.3f} | {r4_text} | "
                      f"{ratio} | {r['lmmlib_objective']:.6f} | {r4_obj} |")
     return "\n".join(lines) + "\n"
 
