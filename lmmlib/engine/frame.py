@@ -149,8 +149,9 @@ def _plain_column(name: str, col: pd.Series, grouping: bool) -> pd.Series:
 def normalise_columns(frame: pd.DataFrame, grouping: Iterable[str] = ()) -> pd.DataFrame:
     """Every column of ``frame`` as a plain numpy column (see the module notes)."""
     grouping = set(grouping)
-    cols = {c: _plain_column(c, frame[c], c in grouping) for c in frame.columns}
-    if all(cols[c] is frame[c] for c in frame.columns):
+    original = {c: frame[c] for c in frame.columns}
+    cols = {c: _plain_column(c, col, c in grouping) for c, col in original.items()}
+    if all(cols[c] is original[c] for c in original):
         return frame
     return pd.DataFrame(cols, index=frame.index)
 
@@ -159,7 +160,13 @@ def _missing_rows(frame: pd.DataFrame, total: int, na_action: str) -> np.ndarray
     """Mask of the rows with a missing value (an error for ``na_action="fail"``)."""
     rows = np.zeros(len(frame), dtype=bool)
     for c in frame.columns:  # column by column: no n × columns boolean frame
-        rows |= frame[c].isna().to_numpy()
+        col = frame[c]
+        if isinstance(col.dtype, np.dtype) and col.dtype.kind in "iub":
+            continue  # numpy integers and booleans cannot be missing
+        if isinstance(col.dtype, np.dtype) and col.dtype.kind == "f":
+            rows |= np.isnan(col.to_numpy())
+        else:
+            rows |= col.isna().to_numpy()
     if rows.any():
         bad = frame.isna()
         counts = ", ".join(f"{c}: {int(n)}" for c, n in bad.sum().items() if n)
@@ -180,8 +187,8 @@ def _missing_rows(frame: pd.DataFrame, total: int, na_action: str) -> np.ndarray
 
 def _drop_unused_levels(frame: pd.DataFrame) -> pd.DataFrame:
     """Remove categories with no rows (R's droplevels): no empty dummy columns."""
-    unused = [c for c in frame.columns if isinstance(frame[c].dtype, pd.CategoricalDtype)
-              and len(frame[c].cat.categories) > frame[c].nunique()]
+    unused = [c for c, dtype in frame.dtypes.items() if isinstance(dtype, pd.CategoricalDtype)
+              and len(dtype.categories) > frame[c].nunique()]
     if not unused:
         return frame
     frame = frame.copy()
