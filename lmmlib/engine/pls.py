@@ -117,6 +117,8 @@ class PLS:
     18.8546
     """
 
+    _level_stats: LevelStats | None = None  # made on the first criterion evaluation
+
     def __init__(self, design: Design, y: np.ndarray | None = None,
                  weights: np.ndarray | None = None, offset: np.ndarray | None = None) -> None:
         self.design = design
@@ -163,6 +165,7 @@ class PLS:
     def _set_response(self, y: np.ndarray | None, wy: np.ndarray | None = None) -> None:
         """Compute the cross-products that involve the response (or only W·y, ``wy``)."""
         X, w = self.design.X, self.weights
+        self._level_stats = None  # they hold Z'W[X y]: made again on the next evaluation
         if y is not None:
             y = np.asarray(y, dtype=float)
             if y.shape != (self.n,):
@@ -183,7 +186,6 @@ class PLS:
             self.XytXy[: self.p, self.p] = self.XytXy[self.p, : self.p] = Xtr
             self.XytXy[self.p, self.p] = r @ r
             self.ZtXy0 = np.concatenate([self._ztx0, self.pattern.z0t(r[:, None])], axis=2)
-            self._level_stats = None
             if self.rest:
                 self.ZRtXy = np.hstack([self._zrtx, self.pattern.zrt(r[:, None])])
             return
@@ -201,7 +203,6 @@ class PLS:
         self.XytXy[self.p, self.p] = ((y - X @ self.beta_offset) @ wr if y is not None
                                       else np.nan)
         self.ZtXy0 = self.pattern.z0t(WXy)
-        self._level_stats = None
         if self.rest:
             self.ZRtXy = self.pattern.zrt(WXy)
 
@@ -326,7 +327,7 @@ class PLS:
         """
         if self.rest or self.q0 > 2:
             return self._factor(theta, full=False, want_l0=False, scratch=True)
-        if getattr(self, "_level_stats", None) is None:
+        if self._level_stats is None:
             self._level_stats = LevelStats(self.ZtZ0, self.ZtXy0)
         C, logdet = self._level_stats.schur_terms(self.blocks[0].lam(theta))
         if not np.isfinite(logdet):

@@ -21,9 +21,8 @@ import pandas as pd
 
 from ..errors import DataError
 from .codes import distinct_codes
-from .formula import RandomTerm, signed_terms
-from .names import strip_quotes
-from .terms import piece_matrix
+from .formula import RandomTerm
+from .terms import piece_matrix, simple_columns
 
 __all__ = ["Block", "PendingLabels", "ReTerm", "build_blocks", "group_codes", "level_label",
            "level_labels", "new_level_codes", "term_matrix"]
@@ -249,20 +248,10 @@ class SimpleTermSpec:
     @classmethod
     def parse(cls, expr: str, frame: pd.DataFrame) -> SimpleTermSpec | None:
         """The spec of ``expr`` if it is that simple, else ``None``."""
-        intercept, columns = True, []
-        for sign, tok in signed_terms(expr):
-            if tok == "0" or (tok == "1" and sign == "-"):
-                intercept = False
-            elif tok == "1":
-                continue
-            elif sign == "+" and strip_quotes(tok) in frame.columns and \
-                    _is_numeric(frame[strip_quotes(tok)]):
-                columns.append(strip_quotes(tok))
-            else:
-                return None
-        if not intercept and not columns:
+        simple = simple_columns(expr, frame)
+        if simple is None or not (simple[0] or simple[1]):
             return None
-        return cls(intercept, tuple(columns))
+        return cls(simple[0], tuple(simple[1]))
 
 
 def _is_numeric(col: pd.Series) -> bool:

@@ -22,7 +22,6 @@ never saw (lme4's "new levels detected in newdata").
 
 from __future__ import annotations
 
-import re
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -37,10 +36,10 @@ from formulaic import Formula
 
 from ..errors import DataError, FormulaError
 from .formula import signed_terms
-from .names import alias_of, alias_text, r_names, restore_names, wrap_ordered
+from .names import alias_of, alias_text, r_names, restore_names, strip_quotes, wrap_ordered
 from .rfunctions import CONTEXT
 
-__all__ = ["MatrixSpec", "evaluate_piece", "piece_matrix", "state_rows"]
+__all__ = ["MatrixSpec", "evaluate_piece", "piece_matrix", "simple_columns", "state_rows"]
 
 #: The rows on which stateful transforms learn their parameters (see state_rows).
 _STATE_ROWS: ContextVar[pd.DataFrame | None] = ContextVar("lmmlib_state_rows", default=None)
@@ -187,25 +186,31 @@ def _relearn_state(mm: Any, text: str, safe: pd.DataFrame, columns: tuple[str, .
     return spec.get_model_matrix(safe, context=CONTEXT)
 
 
-_PLAIN_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
+def simple_columns(piece: str, frame: pd.DataFrame) -> tuple[bool, list[str]] | None:
+    """(intercept, columns) when ``piece`` is only ``1``/``0`` and numeric columns, else None.
 
+    Such pieces (``1 + x + z``, ``0 + x``, the fixed part or a random term's
+    expression) are the common case; their matrix is the columns themselves,
+    so formulaic's machinery can be skipped.  A repeated column, a factor, a
+    logical column or any expression is left to formulaic; a piece without
+    any column (``0``) gives ``(False, [])``.
 
-def _simple_columns(piece: str, frame: pd.DataFrame) -> tuple[bool, list[str]] | None:
-    """(intercept, columns) when ``piece`` is only ``1``/``0`` and plain numeric columns.
-
-    Such pieces (``1 + x + z``, ``0 + x``) are the common case; their matrix
-    is the columns themselves, so formulaic's machinery can be skipped.
+    Examples
+    --------
+    >>> frame = pd.DataFrame({"x": [1.0, 2.0], "g": ["a", "b"]})
+    >>> simple_columns("1 + x", frame), simple_columns("0 + x", frame), simple_columns("g", frame)
+    ((True, ['x']), (False, ['x']), None)
     """
     intercept, columns = True, []
     for sign, tok in signed_terms(piece):
+        name = strip_quotes(tok)
         if tok in ("0", "-1") or (tok == "1" and sign == "-"):
             intercept = False
         elif tok == "1" and sign == "+":
             continue
-        elif (sign == "+" and _PLAIN_NAME.match(tok) and tok in frame.columns
-              and tok not in columns and not _is_factor(frame[tok])
-              and frame[tok].dtype.kind in "iuf"):
-            columns.append(tok)
+        elif (sign == "+" and name in frame.columns and name not in columns
+              and not _is_factor(frame[name])):
+            columns.append(name)
         else:
             return None
     return intercept, columns
@@ -262,7 +267,7 @@ def piece_matrix(piece: str, frame: pd.DataFrame, what: str) -> tuple[np.ndarray
     spec : MatrixSpec
     """
     columns = tuple(str(c) for c in frame.columns)
-    simple = _simple_columns(piece, frame)
+    simple = simple_columns(piece, frame)
     if simple is not None and (simple[0] or simple[1]):
         return _simple_matrix(piece, frame, simple, columns)
     aliased = alias_text(piece, columns)

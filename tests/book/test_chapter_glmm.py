@@ -23,7 +23,6 @@ numbers are exact up to rounding; quadrature comparisons state their truncation.
 from __future__ import annotations
 
 import math
-import re
 
 import numpy as np
 import pytest
@@ -319,16 +318,3 @@ def test_simulated_largest_count(values):
     # the chapter's simulated counts (numpy default_rng(2016)), as stored inline in
     # tests/reference/fixtures/book/exercises.json's R script: the largest is 8
     assert values["sim_max_count"] == 8
-
-
-def test_printed_numbers_are_tabled_on_the_reproduction_page():
-    # the course's printed numbers sit in the chapter's section of book/reproduction.md,
-    # each row linking to a label of this chapter where the number is computed
-    page = (BOOK / "reproduction.md").read_text()
-    section = page.split("(reproduction-glmm)=")[1].split("\n(reproduction-")[0]
-    targets = re.findall(r"\{ref\}`[^`<]*<([^>]+)>`", section)
-    chapter = (BOOK / "glmm.md").read_text()
-    assert targets and all(f"({t})=" in chapter for t in targets)
-    assert "{ref}`reproduction-glmm`" in chapter
-    for aside in ("(the notes:", "(notes:", "the notes print", "the values the notes print"):
-        assert aside not in chapter

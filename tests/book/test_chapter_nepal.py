@@ -17,7 +17,6 @@ lmmlib's spread (NOTES_SLOPE).  Counts are exact; lm fits are closed forms.
 
 from __future__ import annotations
 
-import re
 from functools import cache
 
 import numpy as np
@@ -34,7 +33,7 @@ from conftest import (
     optimum_spread,
     profiled_at,
 )
-from test_chapters import BOOK, executed, glued, number
+from test_chapters import executed, glued, number
 
 import lmmlib
 
@@ -351,16 +350,3 @@ def test_within_slope_is_the_fixed_effects_slope(values):
     # the child mean ages: SD over the 197 children (data fact; rounding only)
     means = nepal.groupby("id")["age"].mean()
     assert values["wb_mean_age_sd"] == pytest.approx(float(means.std()), rel=1e-12)
-
-
-def test_printed_numbers_are_tabled_on_the_reproduction_page():
-    # the course's printed numbers sit in the chapter's section of book/reproduction.md,
-    # each row linking to a label of this chapter where the number is computed
-    page = (BOOK / "reproduction.md").read_text()
-    section = page.split("(reproduction-nepal)=")[1].split("\n(reproduction-")[0]
-    targets = re.findall(r"\{ref\}`[^`<]*<([^>]+)>`", section)
-    chapter = (BOOK / "nepal.md").read_text()
-    assert targets and all(f"({t})=" in chapter for t in targets)
-    assert "{ref}`reproduction-nepal`" in chapter
-    for aside in ("(the notes:", "(notes:", "the notes print", "the values the notes print"):
-        assert aside not in chapter

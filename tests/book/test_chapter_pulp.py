@@ -16,8 +16,6 @@ relative for τ², which the balanced closed forms reproduce only that closely).
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 import pytest
 from conftest import (
@@ -29,7 +27,7 @@ from conftest import (
     optimum_spread,
     reference,
 )
-from test_chapters import BOOK, executed, glued, number
+from test_chapters import executed, glued, number
 
 
 @pytest.fixture(scope="module")
@@ -198,16 +196,3 @@ def test_exercise_ml_against_reml(values):
     assert values["ex_ml_se_ratio"] == pytest.approx(np.sqrt(0.75), abs=1e-12 + s_ratio)
     assert values["ex_ml_narrow"] == pytest.approx(100 * (1 - values["ex_ml_se_ratio"]),
                                                    abs=1e-10)
-
-
-def test_printed_numbers_are_tabled_on_the_reproduction_page():
-    # the course's printed numbers sit in the chapter's section of book/reproduction.md,
-    # each row linking to a label of this chapter where the number is computed
-    page = (BOOK / "reproduction.md").read_text()
-    section = page.split("(reproduction-pulp)=")[1].split("\n(reproduction-")[0]
-    targets = re.findall(r"\{ref\}`[^`<]*<([^>]+)>`", section)
-    chapter = (BOOK / "pulp.md").read_text()
-    assert targets and all(f"({t})=" in chapter for t in targets)
-    assert "{ref}`reproduction-pulp`" in chapter
-    for aside in ("(the notes:", "(notes:", "the notes print", "the values the notes print"):
-        assert aside not in chapter

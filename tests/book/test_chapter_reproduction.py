@@ -226,3 +226,18 @@ def test_cloning(values):
     assert values["dc_s2"] + values["dc_t2"] == pytest.approx(values["dc_sum"], rel=1e-9)
     # the prediction intervals of the 100 individuals
     assert values["dc_below"] + values["dc_inside"] + values["dc_above"] == 100
+
+
+@pytest.mark.parametrize("chapter", ["glmm", "nepal", "pulp", "soybean"])
+def test_chapter_rows_link_to_the_chapter(chapter):
+    # the course's printed numbers sit in the chapter's section of this page, each row
+    # linking to a label of that chapter where the number is computed; the chapter
+    # keeps one sentence linking here and no "the notes print" asides
+    page = (BOOK / "reproduction.md").read_text()
+    section = page.split(f"(reproduction-{chapter})=")[1].split("\n(reproduction-")[0]
+    targets = re.findall(r"\{ref\}`[^`<]*<([^>]+)>`", section)
+    text = (BOOK / f"{chapter}.md").read_text()
+    assert targets and all(f"({t})=" in text for t in targets)
+    assert f"{{ref}}`reproduction-{chapter}`" in text
+    for aside in ("(the notes:", "(notes:", "the notes print", "the values the notes print"):
+        assert aside not in text

@@ -14,11 +14,10 @@ relative for soybean_full).
 from __future__ import annotations
 
 import math
-import re
 
 import pytest
 from conftest import reference
-from test_chapters import BOOK, executed, glued, number
+from test_chapters import executed, glued, number
 
 
 @pytest.fixture(scope="module")
@@ -284,16 +283,3 @@ def test_location_model_matches_lme4(values):
     # lme4 puts the plot-year SD at the boundary 0; lmmlib stops within 1e-6 of it
     # (a boundary optimum: the criterion is flat there to second order)
     assert sd["plot_number_year"] == 0 and values["loc_sd_plotyear"] < 1e-6
-
-
-def test_printed_numbers_are_tabled_on_the_reproduction_page():
-    # the course's printed numbers sit in the chapter's section of book/reproduction.md,
-    # each row linking to a label of this chapter where the number is computed
-    page = (BOOK / "reproduction.md").read_text()
-    section = page.split("(reproduction-soybean)=")[1].split("\n(reproduction-")[0]
-    targets = re.findall(r"\{ref\}`[^`<]*<([^>]+)>`", section)
-    chapter = (BOOK / "soybean.md").read_text()
-    assert targets and all(f"({t})=" in chapter for t in targets)
-    assert "{ref}`reproduction-soybean`" in chapter
-    for aside in ("(the notes:", "(notes:", "the notes print", "the values the notes print"):
-        assert aside not in chapter
